@@ -1,0 +1,30 @@
+// kite-stage1 is the small, resident part of kite: it runs a prepared pod directory.
+//
+//	kite-stage1 run <poddir>    the monitor, exec'd by kite in the caller's process
+//	kite-stage1 init <poddir>   the pod's init, started by the monitor in new namespaces
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/kite-runtime/kite/pkg/exitcode"
+	"github.com/kite-runtime/kite/stage1/monitor"
+	"github.com/kite-runtime/kite/stage1/podinit"
+)
+
+func main() {
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "kite-stage1: usage: kite-stage1 run|init <poddir> (started by kite, not by hand)")
+		os.Exit(exitcode.Failed)
+	}
+	switch os.Args[1] {
+	case "run":
+		os.Exit(monitor.Main(os.Args[2]))
+	case "init":
+		os.Exit(podinit.Main(os.Args[2]))
+	default:
+		fmt.Fprintf(os.Stderr, "kite-stage1: unknown command %q\n", os.Args[1])
+		os.Exit(exitcode.Failed)
+	}
+}

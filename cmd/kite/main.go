@@ -1,0 +1,130 @@
+// kite runs containers as a plain user, without a daemon: each command is a short pipeline owned
+// by the process the caller started.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/kite-runtime/kite/pkg/exitcode"
+	"github.com/kite-runtime/kite/stage0/datadir"
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	if err := refuseSetuid(); err != nil {
+		fmt.Fprintln(os.Stderr, "kite:", err)
+		os.Exit(exitcode.Failed)
+	}
+	app := newApp()
+	if err := app.Run(os.Args); err != nil {
+		if !errors.Is(err, errSilent) {
+			fmt.Fprintln(os.Stderr, "kite:", err)
+		}
+		code := exitcode.Failed
+		var ce *exitcode.CodedError
+		if errors.As(err, &ce) {
+			code = ce.Code
+		}
+		os.Exit(code)
+	}
+}
+
+// refuseSetuid stops kite from running with privileges it was not started with: a setuid kite
+// would let any user run pods as the file's owner.
+func refuseSetuid() error {
+	if os.Geteuid() != os.Getuid() || os.Getegid() != os.Getgid() {
+		return errors.New("refusing to run setuid or setgid: kite needs no privileges; remove the bit with chmod u-s,g-s")
+	}
+	return nil
+}
+
+var globalFlags = []cli.Flag{
+	&cli.StringFlag{Name: "dir", Usage: "data directory: image store and pods (default: $XDG_DATA_HOME/kite, i.e. ~/.local/share/kite)", EnvVars: []string{"KITE_DIR"}},
+	&cli.BoolFlag{Name: "debug", Usage: "log what kite does to stderr"},
+	insecureFlag(),
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:  "kite",
+		Usage: "run containers as a plain user, without a daemon",
+		Description: `kite fetches an image into a local store, prepares a pod directory and execs
+the pod in the process you started: the pod is your shell's or systemd's child,
+its exit status is kite's, and nothing of kite keeps running after it.
+
+Example:
+   kite run --insecure-options=image oci:./layout:app -- sh -c 'echo hi'`,
+		Flags:                     globalFlags,
+		Commands:                  []*cli.Command{runCommand(), versionCommand()},
+		DisableSliceFlagSeparator: true,
+		HideVersion:               true,
+		Before: func(c *cli.Context) error {
+			level := slog.LevelWarn
+			if c.Bool("debug") {
+				level = slog.LevelDebug
+			}
+			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+			return nil
+		},
+		OnUsageError: usageError,
+		ExitErrHandler: func(*cli.Context, error) {
+			// main picks the exit status; urfave/cli must not exit on its own.
+		},
+	}
+}
+
+// usageError makes every command line mistake end in exit status 125 with one clear line.
+func usageError(c *cli.Context, err error, _ bool) error {
+	return fmt.Errorf("%w (see 'kite %s--help')", err, commandPrefix(c))
+}
+
+func commandPrefix(c *cli.Context) string {
+	if c.Command != nil && c.Command.Name != "" {
+		return c.Command.Name + " "
+	}
+	return ""
+}
+
+func dataDir(c *cli.Context) (datadir.Dir, error) {
+	root := c.String("dir")
+	if root == "" {
+		var err error
+		if root, err = datadir.Default(); err != nil {
+			return datadir.Dir{}, err
+		}
+	}
+	return datadir.New(root)
+}
+
+// insecureValues are the checks --insecure-options can turn off.
+var insecureValues = []string{"image"}
+
+func insecureFlag() cli.Flag {
+	return &cli.StringFlag{
+		Name:  "insecure-options",
+		Usage: "comma-separated checks to skip: image (run images without verifying their signatures)",
+	}
+}
+
+// insecureOptions merges the global and the command's --insecure-options and rejects unknown values.
+func insecureOptions(c *cli.Context) (map[string]bool, error) {
+	set := map[string]bool{}
+	for _, ctx := range c.Lineage() {
+		for _, v := range strings.Split(ctx.String("insecure-options"), ",") {
+			v = strings.TrimSpace(v)
+			if v == "" {
+				continue
+			}
+			if !slices.Contains(insecureValues, v) {
+				return nil, fmt.Errorf("--insecure-options: unknown value %q (known: %s)", v, strings.Join(insecureValues, ", "))
+			}
+			set[v] = true
+		}
+	}
+	return set, nil
+}

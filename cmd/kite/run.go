@@ -1,0 +1,119 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+
+	"github.com/kite-runtime/kite/pkg/poddir"
+	"github.com/kite-runtime/kite/stage0/imageindex"
+	"github.com/kite-runtime/kite/stage0/pod"
+	"github.com/kite-runtime/kite/stage0/spec"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run an image in a new pod",
+		ArgsUsage: "IMAGE [-- ARGS...]",
+		Description: `Runs IMAGE in a new pod. The pod runs in your process: kite execs into it,
+forwards signals to the app and exits with the app's exit status.
+
+IMAGE is oci:PATH[:TAG] (an OCI image layout directory) or oci-archive:PATH[:TAG]
+(a tar of one). It is copied into kite's store on first use and verified unless
+--insecure-options=image is given. ARGS after -- replace the image's Cmd;
+--exec replaces its Entrypoint.
+
+Exit status:
+   N        the app exited with status N
+   128+N    the app was killed by signal N
+   125      kite failed before the app ran (bad flag, unknown image, setup error)
+   126      the app could not be executed
+   127      the app was not found in the image
+
+Examples:
+   kite run --insecure-options=image oci:./layout:app -- sh -c 'echo hi; exit 7'
+   kite run --insecure-options=image --exec /bin/id oci-archive:./app.tar`,
+		Flags: []cli.Flag{
+			insecureFlag(),
+			&cli.StringFlag{Name: "exec", Usage: "run `PATH` instead of the image's Entrypoint"},
+			&cli.StringFlag{Name: "hostname", Usage: "the pod's hostname (default: kite-<first 8 digits of the pod UUID>)"},
+		},
+		OnUsageError: usageError,
+		Action:       runAction,
+	}
+}
+
+// splitRunArgs separates IMAGE from the app's arguments, which follow "--".
+func splitRunArgs(args []string) (image string, appArgs []string, err error) {
+	if len(args) == 0 {
+		return "", nil, errors.New("run: no image given: kite run IMAGE [-- ARGS...]")
+	}
+	image, rest := args[0], args[1:]
+	if len(rest) == 0 {
+		return image, nil, nil
+	}
+	if rest[0] != "--" {
+		return "", nil, fmt.Errorf("run: unexpected argument %q after the image: put the app's arguments after --, e.g. kite run IMAGE -- %s", rest[0], rest[0])
+	}
+	return image, rest[1:], nil
+}
+
+func runAction(c *cli.Context) error {
+	image, appArgs, err := splitRunArgs(c.Args().Slice())
+	if err != nil {
+		return err
+	}
+	insecure, err := insecureOptions(c)
+	if err != nil {
+		return err
+	}
+	d, err := dataDir(c)
+	if err != nil {
+		return err
+	}
+	stage1, err := libexecPath("kite-stage1")
+	if err != nil {
+		return err
+	}
+	rec, err := storedImage(d, image, insecure, c.Bool("debug"))
+	if err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 && imageindex.IsSingleMapping(rec.UIDMap) {
+		fmt.Fprintf(os.Stderr, "kite: warning: no subordinate id range for uid %d, the pod maps only root; files of other owners show as nobody. Fix: sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER, then remove %s\n", os.Getuid(), d.Root)
+	}
+	id := pod.New()
+	hostname := c.String("hostname")
+	if hostname == "" {
+		hostname = "kite-" + pod.ShortID(id)
+	}
+	opts := spec.Options{Exec: c.String("exec"), Hostname: hostname}
+	if c.Args().Len() > 1 {
+		opts.Args = appArgs
+	}
+	s, err := spec.Generate(rec, opts)
+	if err != nil {
+		return err
+	}
+	p, err := pod.Create(d, id, image, rec, s)
+	if err != nil {
+		return err
+	}
+	return execStage1(stage1, p)
+}
+
+// execStage1 replaces kite with stage1 in the same process, handing over the pod lock.
+func execStage1(stage1 string, p *pod.Pod) error {
+	lockFd := int(p.Lock.Fd())
+	if _, err := unix.FcntlInt(uintptr(lockFd), unix.F_SETFD, 0); err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
+	env := append(os.Environ(), poddir.LockFdEnv+"="+strconv.Itoa(lockFd))
+	err := syscall.Exec(stage1, []string{"kite-stage1", "run", p.Dir}, env)
+	return fmt.Errorf("exec %s: %w", stage1, err)
+}

@@ -1,0 +1,126 @@
+// Package poddir owns the pod directory: the contract between stage0, which writes it, and stage1,
+// which executes it. Everything stage1 needs to know about a pod is in these files; new features
+// extend the JSON documents here, never stage1's command line.
+package poddir
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// File and directory names inside a pod directory.
+const (
+	ConfigFile     = "config.json" // OCI runtime-spec document: what stage1 sets up
+	PodFile        = "pod.json"    // Pod: identity and the apps' images
+	RootfsFile     = "rootfs.json" // Rootfs: how to assemble the app's root filesystem
+	PidFile        = "pid"         // host PID of the pod's init, written once it runs
+	ExitStatusFile = "exit-status" // ExitStatus, written when the pod ends
+	RootfsDir      = "rootfs"      // mount point of the assembled root filesystem
+	UpperDir       = "upper"       // overlay upper dir: the app's writes
+	WorkDir        = "work"        // overlay work dir
+)
+
+// Environment variables that carry file descriptors across stage0's exec of stage1.
+const (
+	LockFdEnv = "_KITE_LOCK_FD"
+	SyncFdEnv = "_KITE_SYNC_FD"
+)
+
+// SchemaVersion is the version of every JSON document in this package.
+const SchemaVersion = 1
+
+// Pod is pod.json.
+type Pod struct {
+	SchemaVersion int       `json:"schemaVersion"`
+	UUID          string    `json:"uuid"`
+	Hostname      string    `json:"hostname"`
+	Created       time.Time `json:"created"`
+	Apps          []App     `json:"apps"`
+}
+
+// App names one app of the pod and the image it runs.
+type App struct {
+	Name           string `json:"name"`
+	Image          string `json:"image"`          // the reference the user gave
+	ImageID        string `json:"imageID"`        // the store's image ID
+	ManifestDigest string `json:"manifestDigest"` // digest of the manifest it was fetched by
+}
+
+// Rootfs is rootfs.json.
+type Rootfs struct {
+	SchemaVersion int      `json:"schemaVersion"`
+	Overlay       *Overlay `json:"overlay,omitempty"`
+}
+
+// Overlay describes an overlayfs root: the stored layers, read-only, under a per-pod upper dir.
+type Overlay struct {
+	// Home is the directory the lower entries are relative to. Mounting from inside it with short
+	// relative names keeps long layer chains within the one page mount(2) accepts for options.
+	Home string `json:"home"`
+	// Lower lists the layer directories, top-most first, relative to Home.
+	Lower []string `json:"lower"`
+	Upper string   `json:"upper"` // absolute
+	Work  string   `json:"work"`  // absolute
+	// UserXattr is set when the layers keep overlay metadata in user.overlay.* xattrs, as a store
+	// populated inside a user namespace does.
+	UserXattr bool `json:"userxattr"`
+}
+
+// ExitStatus is exit-status.
+type ExitStatus struct {
+	SchemaVersion int       `json:"schemaVersion"`
+	Finished      time.Time `json:"finished"`
+	// Code is the pod's exit status as a shell sees it (128+N for signal N).
+	Code int `json:"code"`
+	// Signal names the signal that killed the app, if one did.
+	Signal string `json:"signal,omitempty"`
+}
+
+// ReadJSON decodes dir/name into v.
+func ReadJSON(dir, name string, v any) error {
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("parse %s: %w", filepath.Join(dir, name), err)
+	}
+	return nil
+}
+
+// WriteJSON writes v to dir/name atomically: a reader sees the old file or the whole new one.
+func WriteJSON(dir, name string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", name, err)
+	}
+	return WriteFileAtomic(filepath.Join(dir, name), append(data, '\n'), 0o644)
+}
+
+// WriteFileAtomic writes data to a temporary file beside path, syncs it and renames it over path.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

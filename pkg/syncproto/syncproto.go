@@ -1,0 +1,117 @@
+// Package syncproto owns the messages stage1's monitor (P, outside the pod) and the pod's init
+// (C, pid 1 inside it) exchange over a SOCK_SEQPACKET socketpair. Each message is one JSON
+// datagram, so no framing is needed and a closed peer reads as io.EOF.
+//
+//	step  direction  type      payload        meaning
+//	1     P -> C     mapped    -              P wrote C's uid/gid maps; C re-execs itself to gain
+//	                                          its capabilities in the new user namespace
+//	2     C -> P     started   pid            the app was exec'd; pid is its pid inside the pod
+//	2'    C -> P     error     code, message  setup failed before the app ran; C exits. P prints
+//	                                          the message once and exits with code (125/126/127)
+//	3     C -> P     exited    status         the app ended with this wait(2) status; C exits
+//
+// If C dies without sending error or exited, P reports that the pod's init died and exits 125.
+package syncproto
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// Message types.
+const (
+	Mapped  = "mapped"
+	Started = "started"
+	Error   = "error"
+	Exited  = "exited"
+)
+
+// Message is one datagram.
+type Message struct {
+	Type   string `json:"type"`
+	Pid    int    `json:"pid,omitempty"`
+	Code   int    `json:"code,omitempty"`
+	Text   string `json:"message,omitempty"`
+	Status int    `json:"status,omitempty"` // raw wait(2) status
+}
+
+// maxMessage bounds one datagram; error texts are the only variable part.
+const maxMessage = 64 << 10
+
+// Conn is one end of the socketpair.
+type Conn struct{ f *os.File }
+
+// Pair returns two connected ends, both close-on-exec.
+func Pair() (parent, child *Conn, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, os.NewSyscallError("socketpair", err)
+	}
+	return &Conn{os.NewFile(uintptr(fds[0]), "sync-parent")}, &Conn{os.NewFile(uintptr(fds[1]), "sync-child")}, nil
+}
+
+// FromEnv takes the end passed in the environment variable name, unsets the variable and marks the
+// descriptor close-on-exec again so it does not leak into the app.
+func FromEnv(name string) (*Conn, error) {
+	v := os.Getenv(name)
+	os.Unsetenv(name)
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return nil, fmt.Errorf("read %s: %q is not a file descriptor (kite-stage1 is started by kite, not by hand)", name, v)
+	}
+	unix.CloseOnExec(fd)
+	return &Conn{os.NewFile(uintptr(fd), "sync")}, nil
+}
+
+// File returns the underlying descriptor, e.g. to pass to a child.
+func (c *Conn) File() *os.File { return c.f }
+
+// Close closes this end.
+func (c *Conn) Close() error { return c.f.Close() }
+
+// Send writes one message.
+func (c *Conn) Send(m Message) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if _, err := c.f.Write(data); err != nil {
+		return fmt.Errorf("send %s: %w", m.Type, err)
+	}
+	return nil
+}
+
+// Recv reads one message; io.EOF means the peer closed its end (or died).
+func (c *Conn) Recv() (Message, error) {
+	buf := make([]byte, maxMessage)
+	n, err := c.f.Read(buf)
+	if errors.Is(err, io.EOF) || (err == nil && n == 0) {
+		return Message{}, io.EOF
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("receive: %w", err)
+	}
+	var m Message
+	if err := json.Unmarshal(buf[:n], &m); err != nil {
+		return Message{}, fmt.Errorf("receive: bad message %q: %w", buf[:n], err)
+	}
+	return m, nil
+}
+
+// Expect reads one message and fails unless it has type want.
+func (c *Conn) Expect(want string) (Message, error) {
+	m, err := c.Recv()
+	if err != nil {
+		return m, err
+	}
+	if m.Type != want {
+		return m, fmt.Errorf("receive: expected %q, got %q", want, m.Type)
+	}
+	return m, nil
+}

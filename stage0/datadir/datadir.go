@@ -1,0 +1,66 @@
+// Package datadir owns the layout of kite's data root: where the image store, the records of
+// stored images and the pods live. Only stage0 knows this layout; stage1 gets explicit paths.
+package datadir
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+)
+
+// Dir is a data root and the paths below it.
+type Dir struct {
+	Root string
+}
+
+// Default is $XDG_DATA_HOME/kite, falling back to ~/.local/share/kite. HOME comes from the password
+// database when the environment has none, as under a bare systemd unit.
+func Default() (string, error) {
+	if x := os.Getenv("XDG_DATA_HOME"); filepath.IsAbs(x) {
+		return filepath.Join(x, "kite"), nil
+	}
+	home := os.Getenv("HOME")
+	if !filepath.IsAbs(home) {
+		u, err := user.LookupId(strconv.Itoa(os.Getuid()))
+		if err != nil || !filepath.IsAbs(u.HomeDir) {
+			return "", errors.New("find the data directory: neither XDG_DATA_HOME nor HOME is set and the password database has no home for this user; pass --dir")
+		}
+		home = u.HomeDir
+	}
+	return filepath.Join(home, ".local", "share", "kite"), nil
+}
+
+// New returns the layout below root, which must be absolute.
+func New(root string) (Dir, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return Dir{}, fmt.Errorf("resolve data directory %s: %w", root, err)
+	}
+	return Dir{Root: abs}, nil
+}
+
+// Storage is the containers/storage graph root.
+func (d Dir) Storage() string { return filepath.Join(d.Root, "storage") }
+
+// StorageRun is the containers/storage run root: per-boot state and locks. It lives under
+// XDG_RUNTIME_DIR when there is one, else in a private directory under the data root.
+func (d Dir) StorageRun() string {
+	if x := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(x) {
+		if st, err := os.Stat(x); err == nil && st.IsDir() {
+			return filepath.Join(x, "kite", "storage")
+		}
+	}
+	return filepath.Join(d.Root, "run", "storage")
+}
+
+// Images holds one record per stored image, named by the digest of the manifest it was fetched by.
+func (d Dir) Images() string { return filepath.Join(d.Root, "images") }
+
+// Pods holds the pod directories, one subdirectory per state.
+func (d Dir) Pods() string { return filepath.Join(d.Root, "pods") }
+
+// PodsIn is the directory of pods in the given state.
+func (d Dir) PodsIn(state string) string { return filepath.Join(d.Root, "pods", state) }

@@ -1,0 +1,145 @@
+// Package pod owns creating a pod directory: allocating its UUID, writing the documents stage1
+// reads, and moving it into the run state under its lock, ready for stage1.
+package pod
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/kite-runtime/kite/pkg/poddir"
+	"github.com/kite-runtime/kite/stage0/datadir"
+	"github.com/kite-runtime/kite/stage0/imageindex"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// States a pod directory passes through in this package (the rkt pod lifecycle).
+const (
+	StateEmbryo = "embryo"
+	StateRun    = "run"
+)
+
+// Pod is a pod directory that is locked by this process.
+type Pod struct {
+	UUID string
+	Dir  string
+	// Lock is the open pod directory holding the exclusive flock(2) for the pod's life. It must
+	// cross the exec of stage1, which keeps it until the pod ends.
+	Lock *os.File
+}
+
+// New allocates a pod UUID; its short form names the default hostname.
+func New() string { return uuid.NewString() }
+
+// ShortID is the first eight hex digits of a pod UUID.
+func ShortID(id string) string { return id[:8] }
+
+// Create writes the pod directory for one app and moves it into the run state. On failure nothing
+// is left behind.
+func Create(d datadir.Dir, id, imageRef string, rec *imageindex.Record, s *specs.Spec) (_ *Pod, err error) {
+	embryos := d.PodsIn(StateEmbryo)
+	if err := os.MkdirAll(embryos, 0o700); err != nil {
+		return nil, fmt.Errorf("create pod: %w", err)
+	}
+	dir := filepath.Join(embryos, id)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create pod: %w", err)
+	}
+	lock, err := os.Open(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("create pod: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			lock.Close()
+			os.RemoveAll(dir)
+		}
+	}()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return nil, fmt.Errorf("lock pod %s: %w", id, err)
+	}
+	for _, sub := range []string{poddir.RootfsDir, poddir.UpperDir, poddir.WorkDir} {
+		if err := os.Mkdir(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("create pod: %w", err)
+		}
+	}
+	podDoc := poddir.Pod{
+		SchemaVersion: poddir.SchemaVersion, UUID: id, Hostname: s.Hostname, Created: time.Now().UTC(),
+		Apps: []poddir.App{{Name: appName(rec), Image: imageRef, ImageID: rec.ID, ManifestDigest: rec.ManifestDigest.String()}},
+	}
+	running := d.PodsIn(StateRun)
+	final := filepath.Join(running, id)
+	// stage1 finds the upper and work dirs where the pod will be once it runs.
+	layers, err := rootfsDoc(rec, final)
+	if err != nil {
+		return nil, err
+	}
+	for name, doc := range map[string]any{poddir.ConfigFile: s, poddir.PodFile: podDoc, poddir.RootfsFile: layers} {
+		if err := poddir.WriteJSON(dir, name, doc); err != nil {
+			return nil, fmt.Errorf("create pod: %w", err)
+		}
+	}
+	if err := os.MkdirAll(running, 0o700); err != nil {
+		return nil, fmt.Errorf("create pod: %w", err)
+	}
+	if err := os.Rename(dir, final); err != nil {
+		return nil, fmt.Errorf("create pod: %w", err)
+	}
+	dir = final
+	if err := syncDir(running); err != nil {
+		return nil, err
+	}
+	return &Pod{UUID: id, Dir: final, Lock: lock}, nil
+}
+
+func rootfsDoc(rec *imageindex.Record, dir string) (*poddir.Rootfs, error) {
+	if rec.Driver != "overlay" {
+		return nil, fmt.Errorf("create pod: images stored with the %q driver cannot be run yet; remove %s to let kite use overlay", rec.Driver, filepath.Dir(rec.OverlayHome))
+	}
+	o := &poddir.Overlay{
+		Home:  rec.OverlayHome,
+		Upper: filepath.Join(dir, poddir.UpperDir),
+		Work:  filepath.Join(dir, poddir.WorkDir),
+		// Every store kite fills is filled inside a user namespace (as root too).
+		UserXattr: true,
+	}
+	for _, l := range rec.Layers {
+		o.Lower = append(o.Lower, l.Link)
+	}
+	if len(o.Lower) == 0 {
+		return nil, errors.New("create pod: the image has no layers")
+	}
+	return &poddir.Rootfs{SchemaVersion: poddir.SchemaVersion, Overlay: o}, nil
+}
+
+func appName(rec *imageindex.Record) string {
+	name := rec.Name
+	if i := strings.LastIndexAny(name, "/"); i >= 0 {
+		name = name[i+1:]
+	}
+	if i := strings.LastIndexAny(name, ":@"); i >= 0 {
+		name = name[:i]
+	}
+	if name == "" {
+		return "app"
+	}
+	return name
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}

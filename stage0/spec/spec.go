@@ -1,0 +1,117 @@
+// Package spec owns the translation of an image and the user's run options into the OCI
+// runtime-spec config.json that stage1 executes. All policy lives here (default mounts, hostname,
+// environment); stage1 applies the result literally.
+package spec
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/kite-runtime/kite/stage0/imageindex"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// DefaultPath is PATH for images that set none.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Options are the user's choices for one app.
+type Options struct {
+	// Exec replaces the image's Entrypoint.
+	Exec string
+	// Args, when non-nil, replace the image's Cmd.
+	Args     []string
+	Hostname string
+}
+
+// Generate builds config.json for running image rec with opts.
+func Generate(rec *imageindex.Record, opts Options) (*specs.Spec, error) {
+	cfg := rec.Config
+	entrypoint, cmd := cfg.Entrypoint, cfg.Cmd
+	if opts.Exec != "" {
+		// A new entrypoint makes the image's Cmd meaningless, as with podman --entrypoint.
+		entrypoint, cmd = []string{opts.Exec}, nil
+	}
+	if opts.Args != nil {
+		cmd = opts.Args
+	}
+	args := append(slices.Clone(entrypoint), cmd...)
+	if len(args) == 0 {
+		return nil, fmt.Errorf("image %s sets no Entrypoint or Cmd: give the command after --, e.g. kite run IMAGE -- /bin/sh", rec.Name)
+	}
+	u, err := ResolveUser(cfg.User, rec.Layers)
+	if err != nil {
+		return nil, err
+	}
+	cwd := cfg.WorkingDir
+	if cwd == "" {
+		cwd = "/"
+	}
+	s := &specs.Spec{
+		Version:  specs.Version,
+		Hostname: opts.Hostname,
+		Root:     &specs.Root{Path: "rootfs"},
+		Process: &specs.Process{
+			Args: args,
+			Env:  environment(cfg.Env, u, opts.Hostname),
+			Cwd:  cwd,
+			User: specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.Groups},
+		},
+		Mounts: defaultMounts(),
+		Linux: &specs.Linux{
+			UIDMappings: rec.UIDMap,
+			GIDMappings: rec.GIDMap,
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.UserNamespace}, {Type: specs.MountNamespace}, {Type: specs.PIDNamespace},
+				{Type: specs.UTSNamespace}, {Type: specs.IPCNamespace},
+			},
+		},
+		Annotations: map[string]string{"org.opencontainers.image.ref.name": rec.Name},
+	}
+	return s, nil
+}
+
+// environment is the image's Env with the variables every app can count on filled in.
+func environment(image []string, u User, hostname string) []string {
+	env := slices.Clone(image)
+	has := func(k string) bool {
+		return slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, k+"=") })
+	}
+	if !has("PATH") {
+		env = append(env, "PATH="+DefaultPath)
+	}
+	if !has("HOME") {
+		env = append(env, "HOME="+u.Home)
+	}
+	if !has("HOSTNAME") && hostname != "" {
+		env = append(env, "HOSTNAME="+hostname)
+	}
+	// systemd and other programs detect a container by this variable (systemd-detect-virt).
+	if !has("container") {
+		env = append(env, "container=kite")
+	}
+	return env
+}
+
+// hostDevices are bind-mounted from the host: a user namespace cannot create device nodes.
+var hostDevices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+func defaultMounts() []specs.Mount {
+	m := []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		// No gid= option: the tty group need not be mapped in the pod's user namespace.
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+	}
+	for _, d := range hostDevices {
+		m = append(m, specs.Mount{Destination: "/dev/" + d, Type: "bind", Source: "/dev/" + d, Options: []string{"bind", "nosuid", "noexec"}})
+	}
+	return append(m,
+		// The pod shares the host's network namespace, so a fresh sysfs cannot be mounted
+		// (sysfs(5) needs a network namespace the user namespace owns); bind the host's, read-only.
+		specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "ro", "nosuid", "noexec", "nodev"}},
+		specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}},
+	)
+}

@@ -1,0 +1,64 @@
+package spec
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/kite-runtime/kite/stage0/imageindex"
+	"github.com/moby/sys/user"
+)
+
+// User is the app's resolved identity.
+type User struct {
+	UID, GID uint32
+	Groups   []uint32
+	Home     string
+}
+
+// ResolveUser turns an image's or the user's "user[:group]" (names or numbers) into ids, reading
+// /etc/passwd and /etc/group from the image's layers. Named users get their supplementary groups.
+func ResolveUser(spec string, layers []imageindex.Layer) (User, error) {
+	passwd, closePasswd := openInLayers(layers, "etc/passwd")
+	defer closePasswd()
+	group, closeGroup := openInLayers(layers, "etc/group")
+	defer closeGroup()
+	defaults := &user.ExecUser{Uid: 0, Gid: 0, Home: "/"}
+	eu, err := user.GetExecUser(spec, defaults, passwd, group)
+	if err != nil {
+		return User{}, fmt.Errorf("resolve user %q in the image's /etc/passwd and /etc/group: %w", spec, err)
+	}
+	u := User{UID: uint32(eu.Uid), GID: uint32(eu.Gid), Home: eu.Home}
+	for _, g := range eu.Sgids {
+		if uint32(g) != u.GID {
+			u.Groups = append(u.Groups, uint32(g))
+		}
+	}
+	if u.Home == "" {
+		u.Home = "/"
+	}
+	return u, nil
+}
+
+// openInLayers opens the top-most copy of name in the layers (top-most first). A whiteout, which
+// the store keeps as a character device, hides the lower copies. It returns a nil reader when no
+// layer has the file, which user.GetExecUser treats as an empty database.
+func openInLayers(layers []imageindex.Layer, name string) (io.Reader, func()) {
+	for _, l := range layers {
+		p := filepath.Join(l.Dir, name)
+		st, err := os.Lstat(p)
+		if err != nil {
+			continue
+		}
+		if !st.Mode().IsRegular() {
+			break
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			break
+		}
+		return f, func() { f.Close() }
+	}
+	return nil, func() {}
+}

@@ -1,0 +1,178 @@
+// Package monitor owns the pod's monitor: the process the caller started (stage0 exec'd into it),
+// which stays outside the pod. It creates the pod's init in new namespaces, writes its id maps,
+// relays the caller's signals, records the pod's end and exits with the app's status. It holds the
+// pod's lock for the pod's whole life.
+package monitor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/kite-runtime/kite/pkg/exitcode"
+	"github.com/kite-runtime/kite/pkg/poddir"
+	"github.com/kite-runtime/kite/pkg/syncproto"
+	"github.com/kite-runtime/kite/stage1/idmap"
+	"github.com/kite-runtime/kite/stage1/podinit"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+var nsFlags = map[specs.LinuxNamespaceType]uintptr{
+	specs.UserNamespace:    unix.CLONE_NEWUSER,
+	specs.MountNamespace:   unix.CLONE_NEWNS,
+	specs.PIDNamespace:     unix.CLONE_NEWPID,
+	specs.UTSNamespace:     unix.CLONE_NEWUTS,
+	specs.IPCNamespace:     unix.CLONE_NEWIPC,
+	specs.NetworkNamespace: unix.CLONE_NEWNET,
+	specs.CgroupNamespace:  unix.CLONE_NEWCGROUP,
+}
+
+// Main runs the pod in podDir and returns the exit status for the caller.
+func Main(podDir string) int {
+	code, err := run(podDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kite:", err)
+	}
+	return code
+}
+
+func run(podDir string) (int, error) {
+	// The parent-death signal of the pod's init fires when the thread that forked it exits; keep
+	// this goroutine on its thread for the monitor's whole life.
+	runtime.LockOSThread()
+	takeLock()
+
+	var spec specs.Spec
+	if err := poddir.ReadJSON(podDir, poddir.ConfigFile, &spec); err != nil {
+		return exitcode.Failed, err
+	}
+	if spec.Linux == nil {
+		return exitcode.Failed, errors.New("config.json has no linux section")
+	}
+	var clone uintptr
+	for _, ns := range spec.Linux.Namespaces {
+		f, ok := nsFlags[ns.Type]
+		if !ok || ns.Path != "" {
+			return exitcode.Failed, fmt.Errorf("config.json: namespace %q (path %q) is not supported", ns.Type, ns.Path)
+		}
+		clone |= f
+	}
+	if clone&unix.CLONE_NEWUSER == 0 {
+		return exitcode.Failed, errors.New("config.json: kite runs every pod in a user namespace")
+	}
+
+	parent, child, err := syncproto.Pair()
+	if err != nil {
+		return exitcode.Failed, err
+	}
+	// Relay signals from before the pod starts, so none is lost in between.
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, podinit.ForwardedSignals...)
+
+	initCmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{os.Args[0], "init", podDir},
+		Env:        append(os.Environ(), poddir.SyncFdEnv+"=3"),
+		Stdin:      os.Stdin,
+		Stdout:     os.Stdout,
+		Stderr:     os.Stderr,
+		ExtraFiles: []*os.File{child.File()},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: clone,
+			Pdeathsig:  unix.SIGKILL,
+			// A session of its own: the caller's terminal signals reach the pod through the relay
+			// below only, never twice.
+			Setsid: true,
+		},
+	}
+	if err := initCmd.Start(); err != nil {
+		return exitcode.Failed, fmt.Errorf("start the pod's init: %w", err)
+	}
+	child.Close()
+	initPid := initCmd.Process.Pid
+
+	code, err := superviseInit(parent, initPid, &spec, podDir, sigs)
+	waitErr := initCmd.Wait()
+	if err == nil && code == exitcode.Failed && waitErr != nil {
+		err = fmt.Errorf("the pod's init died: %w", waitErr)
+	}
+	return code, err
+}
+
+// takeLock keeps the pod lock stage0 took: the descriptor stays open (close-on-exec, so the pod
+// never sees it) until the monitor exits, and the kernel releases the lock then.
+func takeLock() {
+	v := os.Getenv(poddir.LockFdEnv)
+	os.Unsetenv(poddir.LockFdEnv)
+	if fd, err := strconv.Atoi(v); err == nil && fd > 2 {
+		unix.CloseOnExec(fd)
+	}
+}
+
+// superviseInit writes the id maps, then follows the sync protocol until the app has exited.
+func superviseInit(conn *syncproto.Conn, initPid int, spec *specs.Spec, podDir string, sigs <-chan os.Signal) (int, error) {
+	if err := idmap.Write(initPid, spec.Linux.UIDMappings, spec.Linux.GIDMappings); err != nil {
+		return exitcode.Failed, err
+	}
+	if err := conn.Send(syncproto.Message{Type: syncproto.Mapped}); err != nil {
+		return exitcode.Failed, err
+	}
+	msgs := make(chan syncproto.Message)
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			m, err := conn.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			msgs <- m
+		}
+	}()
+	for {
+		select {
+		case sig := <-sigs:
+			unix.Kill(initPid, sig.(unix.Signal))
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				return exitcode.Failed, nil
+			}
+			return exitcode.Failed, err
+		case m := <-msgs:
+			switch m.Type {
+			case syncproto.Started:
+				if err := poddir.WriteFileAtomic(filepath.Join(podDir, poddir.PidFile), []byte(strconv.Itoa(initPid)+"\n"), 0o644); err != nil {
+					return exitcode.Failed, err
+				}
+			case syncproto.Error:
+				return codeOr(m.Code), errors.New(m.Text)
+			case syncproto.Exited:
+				ws := syscall.WaitStatus(m.Status)
+				code := exitcode.FromWaitStatus(ws)
+				st := poddir.ExitStatus{Finished: time.Now().UTC(), Code: code, SchemaVersion: poddir.SchemaVersion}
+				if ws.Signaled() {
+					st.Signal = unix.SignalName(ws.Signal())
+				}
+				return code, poddir.WriteJSON(podDir, poddir.ExitStatusFile, st)
+			default:
+				return exitcode.Failed, fmt.Errorf("the pod's init sent an unknown message %q", m.Type)
+			}
+		}
+	}
+}
+
+func codeOr(c int) int {
+	if c == 0 {
+		return exitcode.Failed
+	}
+	return c
+}

@@ -1,0 +1,233 @@
+// Package podinit owns the pod's init: pid 1 inside the pod's namespaces. It builds the pod's
+// filesystem, starts the app, forwards the signals the monitor relays, reaps every process that is
+// reparented to it, and reports the app's exit to the monitor.
+package podinit
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/kite-runtime/kite/pkg/exitcode"
+	"github.com/kite-runtime/kite/pkg/poddir"
+	"github.com/kite-runtime/kite/pkg/syncproto"
+	"github.com/kite-runtime/kite/stage1/rootfs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// mappedEnv marks the second start of init, after the monitor wrote the id maps.
+const mappedEnv = "_KITE_INIT_MAPPED"
+
+// ForwardedSignals are relayed from the caller to the app.
+var ForwardedSignals = []os.Signal{
+	unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH,
+}
+
+// Main runs init for the pod in podDir and returns the process exit code. It only returns on a
+// failure the monitor has already been told about, or could not be told about.
+func Main(podDir string) int {
+	conn, err := syncproto.FromEnv(poddir.SyncFdEnv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kite-stage1:", err)
+		return exitcode.Failed
+	}
+	if os.Getenv(mappedEnv) == "" {
+		err = reexecOnceMapped(conn)
+	} else {
+		os.Unsetenv(mappedEnv)
+		err = run(conn, podDir)
+	}
+	if err != nil {
+		code := exitcode.Failed
+		var ce *exitcode.CodedError
+		if errors.As(err, &ce) {
+			code = ce.Code
+		}
+		conn.Send(syncproto.Message{Type: syncproto.Error, Code: code, Text: err.Error()})
+		return code
+	}
+	return 0
+}
+
+// reexecOnceMapped waits for the monitor to write the id maps, then execs init again. A process
+// created in a new user namespace runs its first exec before any mapping exists, so the exec
+// clears its capabilities; the second exec, as uid 0 of the namespace, gains the full set
+// (user_namespaces(7), "Capabilities").
+func reexecOnceMapped(conn *syncproto.Conn) error {
+	if _, err := conn.Expect(syncproto.Mapped); err != nil {
+		return fmt.Errorf("wait for the id maps: %w", err)
+	}
+	fd := int(conn.File().Fd())
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
+	os.Setenv(poddir.SyncFdEnv, fmt.Sprint(fd))
+	os.Setenv(mappedEnv, "1")
+	exe, err := os.Executable()
+	if err != nil {
+		exe = "/proc/self/exe"
+	}
+	err = unix.Exec("/proc/self/exe", []string{exe, "init", os.Args[2]}, os.Environ())
+	return fmt.Errorf("re-exec %s: %w", exe, err)
+}
+
+func run(conn *syncproto.Conn, podDir string) error {
+	// Gaining capabilities in the re-exec cleared the parent-death signal (commit_creds); arm it
+	// again, then make sure the monitor did not die before it was armed.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return os.NewSyscallError("prctl(PR_SET_PDEATHSIG)", err)
+	}
+	if monitorGone(conn) {
+		return errors.New("the monitor exited")
+	}
+	// Nothing in the pod may ptrace init or open its /proc files, which lead back to the host
+	// (CVE-2019-5736 used /proc/PID/exe).
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return os.NewSyscallError("prctl(PR_SET_DUMPABLE)", err)
+	}
+	var spec specs.Spec
+	if err := poddir.ReadJSON(podDir, poddir.ConfigFile, &spec); err != nil {
+		return err
+	}
+	var layers poddir.Rootfs
+	if err := poddir.ReadJSON(podDir, poddir.RootfsFile, &layers); err != nil {
+		return err
+	}
+	if spec.Process == nil {
+		return errors.New("config.json has no process")
+	}
+	// Relay signals from the start: one that arrives while the app starts is delivered once it runs.
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, append(ForwardedSignals, unix.SIGCHLD)...)
+
+	if err := rootfs.Setup(&spec, &layers, filepath.Join(podDir, poddir.RootfsDir)); err != nil {
+		return err
+	}
+	if spec.Hostname != "" {
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			return os.NewSyscallError("sethostname", err)
+		}
+	}
+	pid, err := startApp(spec.Process)
+	if err != nil {
+		return err
+	}
+	if err := conn.Send(syncproto.Message{Type: syncproto.Started, Pid: pid}); err != nil {
+		return err
+	}
+	status := reap(pid, sigs)
+	return conn.Send(syncproto.Message{Type: syncproto.Exited, Status: int(status)})
+}
+
+// monitorGone reports whether the monitor's end of the socket is closed.
+func monitorGone(conn *syncproto.Conn) bool {
+	fds := []unix.PollFd{{Fd: int32(conn.File().Fd()), Events: unix.POLLRDHUP}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP) != 0
+}
+
+// reap waits for the app, reaping every other child on the way, and relays signals to the app.
+func reap(app int, sigs <-chan os.Signal) unix.WaitStatus {
+	for sig := range sigs {
+		if sig != unix.SIGCHLD {
+			unix.Kill(app, sig.(unix.Signal))
+			continue
+		}
+		for {
+			var ws unix.WaitStatus
+			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if pid <= 0 || err != nil {
+				break
+			}
+			if pid == app {
+				return ws
+			}
+		}
+	}
+	panic("unreachable: the signal channel is never closed")
+}
+
+// startApp execs the app with its user, groups, environment and working directory.
+func startApp(p *specs.Process) (int, error) {
+	if len(p.Args) == 0 {
+		return 0, &exitcode.CodedError{Code: exitcode.NotFound, Err: errors.New("the app has no command: the image sets no Entrypoint or Cmd; give one after --")}
+	}
+	path, err := lookPath(p.Args[0], p.Env)
+	if err != nil {
+		return 0, err
+	}
+	cwd := p.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	if err := os.MkdirAll(cwd, 0o755); err != nil {
+		return 0, fmt.Errorf("create working directory %s: %w", cwd, err)
+	}
+	groups := make([]uint32, 0, len(p.User.AdditionalGids))
+	groups = append(groups, p.User.AdditionalGids...)
+	attr := &syscall.ProcAttr{
+		Dir:   cwd,
+		Env:   p.Env,
+		Files: []uintptr{0, 1, 2},
+		Sys: &syscall.SysProcAttr{
+			// The app leads its own session so that the caller's terminal signals reach it once,
+			// through the monitor, rather than twice.
+			Setsid:     true,
+			Credential: &syscall.Credential{Uid: p.User.UID, Gid: p.User.GID, Groups: groups},
+		},
+	}
+	pid, err := syscall.ForkExec(path, p.Args, attr)
+	if err != nil {
+		return 0, execError(p.Args[0], err)
+	}
+	return pid, nil
+}
+
+func execError(name string, err error) error {
+	code := exitcode.NotExecutable
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		code = exitcode.NotFound
+	}
+	return &exitcode.CodedError{Code: code, Err: fmt.Errorf("exec %s: %w", name, err)}
+}
+
+// lookPath finds name in the app's PATH (not init's), inside the pod's root.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	pathEnv := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathEnv = v
+		}
+	}
+	var denied error
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		st, err := os.Stat(p)
+		if err != nil || st.IsDir() {
+			continue
+		}
+		if st.Mode()&0o111 == 0 {
+			denied = &exitcode.CodedError{Code: exitcode.NotExecutable, Err: fmt.Errorf("exec %s: %s is not executable", name, p)}
+			continue
+		}
+		return p, nil
+	}
+	if denied != nil {
+		return "", denied
+	}
+	return "", &exitcode.CodedError{Code: exitcode.NotFound, Err: fmt.Errorf("exec %s: not found in PATH %s inside the image", name, pathEnv)}
+}

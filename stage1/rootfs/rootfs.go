@@ -1,0 +1,188 @@
+// Package rootfs owns the pod's filesystem view: it assembles the root filesystem from the stored
+// layers, applies config.json's mounts inside it, and pivots into it. It runs in the pod's init,
+// inside the new user and mount namespaces, before the app starts.
+package rootfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/kite-runtime/kite/pkg/poddir"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Setup builds the pod's root filesystem at dir and makes it the process's root.
+func Setup(spec *specs.Spec, layers *poddir.Rootfs, dir string) error {
+	// Mounts made below must never propagate back to the host (bubblewrap and runc do the same
+	// before touching anything).
+	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return &os.PathError{Op: "make / a recursive slave", Path: "/", Err: err}
+	}
+	if err := mountRoot(layers, dir); err != nil {
+		return err
+	}
+	for _, m := range spec.Mounts {
+		if err := mountOne(dir, m); err != nil {
+			return err
+		}
+	}
+	if err := devSymlinks(dir, spec.Mounts); err != nil {
+		return err
+	}
+	if err := pivot(dir); err != nil {
+		return err
+	}
+	if spec.Root != nil && spec.Root.Readonly {
+		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+		if err := unix.MountSetattr(unix.AT_FDCWD, "/", 0, &attr); err != nil {
+			return &os.PathError{Op: "make the root read-only", Path: "/", Err: err}
+		}
+	}
+	return nil
+}
+
+func mountRoot(layers *poddir.Rootfs, dir string) error {
+	o := layers.Overlay
+	if o == nil {
+		return errors.New("mount the root filesystem: rootfs.json describes no overlay")
+	}
+	// The lower entries are short names relative to Home: mount(2) takes its options in one page,
+	// which absolute paths of a long layer chain would overflow.
+	if err := os.Chdir(o.Home); err != nil {
+		return fmt.Errorf("mount the root filesystem: %w", err)
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s",
+		strings.Join(o.Lower, ":"), o.Upper, o.Work)
+	if o.UserXattr {
+		// A store filled inside a user namespace records whiteouts and opaque directories in
+		// user.overlay.* xattrs; without this option overlayfs would silently ignore them.
+		opts += ",userxattr"
+	}
+	if len(opts) >= os.Getpagesize() {
+		return fmt.Errorf("mount the root filesystem: %d layers need %d bytes of overlay options, more than mount(2) accepts", len(o.Lower), len(opts))
+	}
+	if err := unix.Mount("overlay", dir, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("mount the root filesystem (overlay %s) on %s: %w", opts, dir, err)
+	}
+	return os.Chdir("/")
+}
+
+func mountOne(root string, m specs.Mount) error {
+	// The destination is resolved inside the rootfs: a symlink in the image must not make the
+	// mount land on the host.
+	dest, err := securejoin.SecureJoin(root, m.Destination)
+	if err != nil {
+		return fmt.Errorf("mount %s: resolve inside the rootfs: %w", m.Destination, err)
+	}
+	o := parseOptions(m.Options)
+	if m.Type == "bind" {
+		o.bind = true
+	}
+	if o.bind {
+		return bindMount(m, dest, o)
+	}
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return fmt.Errorf("mount %s: %w", m.Destination, err)
+	}
+	if err := unix.Mount(m.Source, dest, m.Type, o.flags, o.dataString()); err != nil {
+		return fmt.Errorf("mount %s (%s) on %s: %w", m.Source, m.Type, m.Destination, err)
+	}
+	return setPropagation(m, dest, o)
+}
+
+func bindMount(m specs.Mount, dest string, o mountOptions) error {
+	st, err := os.Stat(m.Source)
+	if err != nil {
+		return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
+	}
+	if err := makeTarget(dest, st.IsDir()); err != nil {
+		return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
+	}
+	flags := uintptr(unix.MS_BIND)
+	if o.recursive {
+		flags |= unix.MS_REC
+	}
+	if err := unix.Mount(m.Source, dest, "", flags, ""); err != nil {
+		return fmt.Errorf("bind mount %s on %s: %w", m.Source, m.Destination, err)
+	}
+	if o.attrSet != 0 || o.attrClr != 0 {
+		attr := unix.MountAttr{Attr_set: o.attrSet, Attr_clr: o.attrClr}
+		at := 0
+		if o.recursive {
+			at = unix.AT_RECURSIVE
+		}
+		if err := unix.MountSetattr(unix.AT_FDCWD, dest, uint(at), &attr); err != nil {
+			return fmt.Errorf("set options %v on %s: %w", m.Options, m.Destination, os.NewSyscallError("mount_setattr", err))
+		}
+	}
+	return setPropagation(m, dest, o)
+}
+
+func setPropagation(m specs.Mount, dest string, o mountOptions) error {
+	if o.propagation == 0 {
+		return nil
+	}
+	if err := unix.Mount("", dest, "", o.propagation, ""); err != nil {
+		return fmt.Errorf("set propagation of %s: %w", m.Destination, err)
+	}
+	return nil
+}
+
+// makeTarget creates the mount point: a directory for a directory, an empty file otherwise.
+func makeTarget(dest string, dir bool) error {
+	if dir {
+		return os.MkdirAll(dest, 0o755)
+	}
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dest, os.O_CREATE|os.O_RDONLY|unix.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// devSymlinks adds the links every Linux program expects in /dev when the pod has its own /dev.
+func devSymlinks(root string, mounts []specs.Mount) error {
+	ownDev := false
+	for _, m := range mounts {
+		if filepath.Clean(m.Destination) == "/dev" {
+			ownDev = true
+		}
+	}
+	if !ownDev {
+		return nil
+	}
+	links := [][2]string{
+		{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
+		{"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"},
+	}
+	for _, l := range links {
+		p := filepath.Join(root, "dev", l[1])
+		if err := os.Symlink(l[0], p); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("create /dev/%s: %w", l[1], err)
+		}
+	}
+	return nil
+}
+
+// pivot makes dir the root. pivot_root(".", ".") stacks the old root on top of the new one, so it
+// can be detached without a directory to park it in (the technique runc and LXC use).
+func pivot(dir string) error {
+	if err := os.Chdir(dir); err != nil {
+		return fmt.Errorf("pivot into %s: %w", dir, err)
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot into %s: %w", dir, os.NewSyscallError("pivot_root", err))
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach the old root: %w", os.NewSyscallError("umount2", err))
+	}
+	return os.Chdir("/")
+}
