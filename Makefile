@@ -1,0 +1,70 @@
+# kite: build, demo, test, bench, lint, install. See README.md.
+GO        ?= go
+PREFIX    ?= /usr/local
+TAGS      := containers_image_openpgp,exclude_graphdriver_btrfs
+BIN       := bin
+OUT       := tests/out
+TEST_USER ?= kite-test
+
+# Debian packages the build and the tests need.
+APT_PACKAGES := gcc pkg-config libseccomp-dev uidmap busybox-static
+
+.PHONY: all build deps demo test unit e2e images bench lint install clean
+
+all: build
+
+build: $(BIN)/kite $(BIN)/kite-stage1 $(BIN)/kite-image
+
+# Every binary is rebuilt each time: go's own cache makes that cheap and never stale.
+.PHONY: $(BIN)/kite $(BIN)/kite-stage1 $(BIN)/kite-image $(BIN)/probe $(BIN)/mkimage
+# kite and kite-stage1 are pure Go and static: no C library on the path of `kite run`.
+$(BIN)/kite:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/kite
+$(BIN)/kite-stage1:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/kite-stage1
+# kite-image links containers/storage and containers/image, which need cgo.
+$(BIN)/kite-image:
+	CGO_ENABLED=1 $(GO) build -trimpath -tags $(TAGS) -o $@ ./cmd/kite-image
+$(BIN)/probe:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./tests/probe
+$(BIN)/mkimage:
+	$(GO) build -o $@ ./tests/cmd/mkimage
+
+# deps installs the Debian packages when run as root, and says what to run otherwise.
+deps:
+	@sh tests/scripts/deps.sh $(APT_PACKAGES)
+
+# images builds the test and demo images from busybox-static and the probe (no network).
+images: $(BIN)/probe $(BIN)/mkimage
+	$(BIN)/mkimage -probe $(BIN)/probe -out $(OUT)/layout -archive $(OUT)/images.tar
+	chmod -R a+rX $(OUT)
+
+demo: deps build images
+	@sh tests/scripts/demo.sh $(TEST_USER)
+
+unit:
+	$(GO) test -tags $(TAGS) $$($(GO) list ./... | grep -v /tests/e2e)
+
+# e2e runs the black-box suite as an unprivileged user (created when run as root), then the
+# rootful cases as root.
+e2e: build images
+	$(GO) test -c -o $(BIN)/e2e.test ./tests/e2e
+	@sh tests/scripts/e2e.sh $(TEST_USER)
+
+test: deps lint unit e2e
+
+bench: deps build images
+	@sh tests/scripts/bench.sh $(TEST_USER)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet -tags $(TAGS) ./...
+
+install: build
+	install -D -m 0755 $(BIN)/kite $(DESTDIR)$(PREFIX)/bin/kite
+	install -D -m 0755 $(BIN)/kite-stage1 $(DESTDIR)$(PREFIX)/libexec/kite/kite-stage1
+	install -D -m 0755 $(BIN)/kite-image $(DESTDIR)$(PREFIX)/libexec/kite/kite-image
+
+clean:
+	rm -rf $(BIN) $(OUT)

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Runs the end-to-end suite (bin/e2e.test) against the built binaries. As root: as the unprivileged
+# test user first (created if needed), then the rootful cases as root. As any other user: as that
+# user, with the rootful cases reported as not run. Usage: e2e.sh TEST_USER
+set -eu
+here=$(cd "$(dirname "$0")/../.." && pwd)
+export KITE_BIN_DIR="$here/bin" KITE_TEST_IMAGES="$here/tests/out"
+args="-test.v -test.timeout=15m"
+if [ "$(id -u)" -ne 0 ]; then
+	exec "$here/bin/e2e.test" $args
+fi
+. "$here/tests/scripts/testuser.sh"
+ensure_test_user "$1"
+# The suite's scratch space must belong to the test user.
+scratch=$(runuser -u "$1" -- mktemp -d /tmp/kite-e2e.XXXXXX)
+trap 'rm -rf "$scratch"' EXIT
+echo "== rootless, as $1"
+runuser -u "$1" -- env TMPDIR="$scratch" KITE_BIN_DIR="$KITE_BIN_DIR" KITE_TEST_IMAGES="$KITE_TEST_IMAGES" \
+	KITE_CI="${KITE_CI:-}" "$here/bin/e2e.test" $args -test.skip Rootful
+echo "== rootful, as root"
+"$here/bin/e2e.test" $args -test.run 'Rootful'
