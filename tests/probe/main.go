@@ -1,0 +1,71 @@
+// Command probe is copied into kite's test images and reports what a containerized app sees:
+// identity, privileges, mounts and fds (info), file owners (stat), signal delivery (trap), reaping
+// (zombies), stdio plumbing (output) and exit codes (exit). Its JSON is defined in tests/probe/report.
+//
+// It must stay static (CGO_ENABLED=0) because test images have no libc. It must not open fds the
+// app did not inherit, or `probe info` would report them as leaked: so it reads /proc with raw
+// open(2) (os.Open registers files with the netpoller, which leaves an epoll fd and an eventfd
+// open), and the go:debug line below makes the runtime close the cgroup cpu files it has kept open
+// since Go 1.25 to adjust GOMAXPROCS.
+//
+//go:debug containermaxprocs=0
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `usage:
+  probe [info]         print one JSON object describing this process (tests/probe/report.Report)
+  probe stat PATH...   print one JSON line per path (report.Stat)
+  probe trap SIGNAME   print "ready", wait for the signal, print "got SIGNAME"; exit 3 after 30s
+  probe zombies        print how many processes in /proc are zombies
+  probe output BYTES   write BYTES pattern bytes to stdout and to stderr in alternating 4 KiB chunks
+  probe exit N         exit with status N
+`
+
+// Exit statuses of the probe itself; `probe exit N` uses N instead.
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitUsage   = 2
+	exitTimeout = 3
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "info"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "info":
+		return cmdInfo(stdout, stderr)
+	case "stat":
+		return cmdStat(args, stdout, stderr)
+	case "trap":
+		return cmdTrap(args, stdout, stderr)
+	case "zombies":
+		return cmdZombies(stdout, stderr)
+	case "output":
+		return cmdOutput(args, stdout, stderr)
+	case "exit":
+		return cmdExit(args, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "probe: unknown command %q\n%s", cmd, usage)
+	return exitUsage
+}
+
+// usageError prints msg and the usage text and returns the usage exit status.
+func usageError(stderr io.Writer, msg string) int {
+	fmt.Fprintf(stderr, "probe: %s\n%s", msg, usage)
+	return exitUsage
+}
