@@ -1,0 +1,359 @@
+package imagestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/kite-runtime/kite/stage0/datadir"
+	"github.com/kite-runtime/kite/stage0/imageindex"
+	digest "github.com/opencontainers/go-digest"
+	"go.podman.io/image/v5/copy"
+	"go.podman.io/image/v5/image"
+	"go.podman.io/image/v5/manifest"
+	"go.podman.io/image/v5/signature"
+	istorage "go.podman.io/image/v5/storage"
+	"go.podman.io/image/v5/types"
+	graphdriver "go.podman.io/storage/drivers"
+)
+
+// FetchOptions tune a fetch.
+type FetchOptions struct {
+	Policy *Policy
+	// Progress receives the image library's progress report; nil for none.
+	Progress io.Writer
+}
+
+// Fetch copies the image imageRef names into the store below dir, unless it is there already,
+// writes its record and returns it. A failed fetch leaves no image, layer or record behind.
+func Fetch(ctx context.Context, dir datadir.Dir, imageRef string, opts FetchOptions) (*imageindex.Record, error) {
+	ref, err := ParseReference(imageRef)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) error { return fmt.Errorf("fetch %s: %w", imageRef, err) }
+	sys := &types.SystemContext{
+		// Keep c/image's blob info cache in kite's store, not in podman's directories.
+		BlobInfoCacheDir: filepath.Join(dir.Storage(), "blob-info-cache"),
+	}
+
+	// The source stays open for the copy, so that the manifest whose digest keys the record is the
+	// one copied, and an archive is unpacked once.
+	src, err := ref.NewImageSource(ctx, sys)
+	if err != nil {
+		return nil, fail(explainOpenError(imageRef, err))
+	}
+	defer src.Close()
+	manifestBlob, manifestType, err := src.GetManifest(ctx, nil)
+	if err != nil {
+		return nil, fail(fmt.Errorf("read manifest: %w", err))
+	}
+	manifestDigest := digest.FromBytes(manifestBlob)
+	slog.Debug("source manifest", "digest", manifestDigest, "type", manifestType)
+
+	// Verify before the store is touched: a rejected image leaves nothing behind.
+	pc, err := signature.NewPolicyContext(opts.Policy.Policy)
+	if err != nil {
+		return nil, fail(err)
+	}
+	defer pc.Destroy()
+	if allowed, err := pc.IsRunningImageAllowed(ctx, image.UnparsedInstance(src, nil)); !allowed {
+		var rejected signature.PolicyRequirementError
+		if errors.As(err, &rejected) || err == nil {
+			return nil, opts.Policy.rejection(imageRef, err)
+		}
+		return nil, fail(fmt.Errorf("verify signatures: %w", err))
+	}
+
+	st, err := Open(dir)
+	if err != nil {
+		return nil, fail(err)
+	}
+	defer st.Close()
+	slog.Debug("store open")
+
+	name := StoredName(imageRef)
+	resolved, err := st.stored(manifestDigest, name)
+	if err != nil {
+		return nil, fail(err)
+	}
+	if resolved == nil {
+		if resolved, err = st.copy(ctx, sys, pc, openedReference{ImageReference: ref, src: src}, name, opts.Progress); err != nil {
+			return nil, fail(err)
+		}
+	}
+	slog.Debug("image stored", "ref", resolved.StringWithinTransport())
+	rec, err := st.record(ctx, sys, resolved, name, manifestDigest)
+	if err == nil {
+		err = imageindex.Save(dir.Images(), rec)
+	}
+	if err != nil {
+		// The image stays: it is whole, and the next fetch writes its record again.
+		return nil, fail(err)
+	}
+	return rec, nil
+}
+
+// stored returns a reference to the stored image fetched by manifestDigest, named name, or nil
+// if there is none. Finding it here saves the copy's reading of the source and rewriting of the
+// store's metadata.
+func (s *Store) stored(manifestDigest digest.Digest, name string) (types.ImageReference, error) {
+	// The storage destination keeps each manifest it stores, the top-level list included, as big
+	// data named after its digest; ImagesByDigest searches those.
+	images, err := s.ImagesByDigest(manifestDigest)
+	if err != nil || len(images) == 0 {
+		return nil, nil
+	}
+	img := images[0]
+	slog.Debug("image already stored", "id", img.ID)
+	if name != "" {
+		// A name is on one image at a time: this takes it from another image that has it.
+		if err := s.AddNames(img.ID, []string{name}); err != nil {
+			return nil, fmt.Errorf("name image %s %s: %w", img.ID, name, err)
+		}
+	}
+	return istorage.Transport.NewStoreReference(s.Store, nil, img.ID)
+}
+
+// copy copies the image src refers to into the store and returns a reference to the copy. If the
+// copy fails, what it stored is removed.
+func (s *Store) copy(ctx context.Context, sys *types.SystemContext, pc *signature.PolicyContext, src openedReference, name string, progress io.Writer) (types.ImageReference, error) {
+	var dest types.ImageReference
+	var err error
+	if name != "" {
+		dest, err = istorage.Transport.ParseStoreReference(s.Store, name)
+	} else {
+		// The storage destination needs a name or an ID; without a name, use the ID it would
+		// pick for a named copy.
+		var id string
+		if id, err = configID(ctx, sys, src.src); err == nil {
+			dest, err = istorage.Transport.NewStoreReference(s.Store, nil, id)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	before, err := s.contents()
+	if err != nil {
+		return nil, err
+	}
+	var resolved types.ImageReference
+	_, err = copy.Image(ctx, pc, dest, src, &copy.Options{
+		ReportWriter:       progress,
+		SourceCtx:          sys,
+		DestinationCtx:     sys,
+		ImageListSelection: copy.CopySystemImage,
+		// Not OptimizeDestinationImageAlreadyExists: with a containers-storage destination the
+		// skipped copy never calls PutManifest, and the commit fails. Fetch finds stored images
+		// itself.
+		ReportResolvedReference: &resolved,
+	})
+	if err != nil {
+		if cerr := s.removeAdded(before); cerr != nil {
+			err = fmt.Errorf("%w (and removing what it stored failed: %v)", err, cerr)
+		}
+		return nil, err
+	}
+	return resolved, nil
+}
+
+// explainOpenError says which part of imageRef is wrong when its image cannot be opened; the
+// image library's messages omit the path.
+func explainOpenError(imageRef string, err error) error {
+	transport, rest, _ := strings.Cut(imageRef, ":")
+	path, _, _ := strings.Cut(rest, ":")
+	st, statErr := os.Stat(path)
+	switch {
+	case errors.Is(statErr, fs.ErrNotExist):
+		return fmt.Errorf("%s does not exist", path)
+	case statErr == nil && transport == "oci" && !st.IsDir():
+		return fmt.Errorf("%s is not an OCI image layout directory; for an archive use oci-archive:%s", path, rest)
+	case statErr == nil && transport == "oci-archive" && st.IsDir():
+		return fmt.Errorf("%s is a directory; for an OCI image layout use oci:%s", path, rest)
+	}
+	switch transport {
+	case "oci":
+		if _, statErr := os.Stat(filepath.Join(path, "index.json")); errors.Is(statErr, fs.ErrNotExist) {
+			return fmt.Errorf("%s is not an OCI image layout: it has no index.json", path)
+		}
+		return fmt.Errorf("read OCI image layout %s: %w", path, err)
+	case "oci-archive":
+		return fmt.Errorf("read OCI archive %s: %w", path, err)
+	}
+	return err
+}
+
+// openedReference is a source reference whose image source is already open; the copy uses it and
+// leaves closing it to Fetch.
+type openedReference struct {
+	types.ImageReference
+	src types.ImageSource
+}
+
+func (r openedReference) NewImageSource(context.Context, *types.SystemContext) (types.ImageSource, error) {
+	return unclosedSource{r.src}, nil
+}
+
+type unclosedSource struct{ types.ImageSource }
+
+func (unclosedSource) Close() error { return nil }
+
+// configID is the ID the storage destination gives an image: its config's digest, of the instance
+// for this platform if the manifest is a list.
+func configID(ctx context.Context, sys *types.SystemContext, src types.ImageSource) (string, error) {
+	blob, mimeType, err := src.GetManifest(ctx, nil)
+	if err != nil {
+		return "", err
+	}
+	var instance *digest.Digest
+	if manifest.MIMETypeIsMultiImage(mimeType) {
+		list, err := manifest.ListFromBlob(blob, mimeType)
+		if err != nil {
+			return "", err
+		}
+		d, err := list.ChooseInstance(sys)
+		if err != nil {
+			return "", err
+		}
+		instance = &d
+	}
+	img, err := image.FromUnparsedImage(ctx, sys, image.UnparsedInstance(src, instance))
+	if err != nil {
+		return "", err
+	}
+	return img.ConfigInfo().Digest.Encoded(), nil
+}
+
+// contents is what the store holds, to find what a failed copy added.
+type contents struct{ layers, images map[string]bool }
+
+func (s *Store) contents() (contents, error) {
+	c := contents{layers: map[string]bool{}, images: map[string]bool{}}
+	layers, err := s.Layers()
+	if err != nil {
+		return c, err
+	}
+	for _, l := range layers {
+		c.layers[l.ID] = true
+	}
+	images, err := s.Images()
+	if err != nil {
+		return c, err
+	}
+	for _, i := range images {
+		c.images[i.ID] = true
+	}
+	return c, nil
+}
+
+// removeAdded removes the images and layers added since before. The storage destination commits
+// each layer as soon as it and its parents are complete, so a copy that fails on a later layer
+// leaves the earlier ones in the store.
+func (s *Store) removeAdded(before contents) error {
+	images, err := s.Images()
+	if err != nil {
+		return err
+	}
+	for _, i := range images {
+		if !before.images[i.ID] {
+			slog.Debug("removing image left by a failed copy", "id", i.ID)
+			if _, err := s.DeleteImage(i.ID, true); err != nil {
+				return fmt.Errorf("remove image %s: %w", i.ID, err)
+			}
+		}
+	}
+	// Remove children first: a layer with children cannot be deleted.
+	for {
+		layers, err := s.Layers()
+		if err != nil {
+			return err
+		}
+		parents := map[string]bool{}
+		for _, l := range layers {
+			parents[l.Parent] = true
+		}
+		removed := 0
+		for _, l := range layers {
+			if !before.layers[l.ID] && !parents[l.ID] {
+				slog.Debug("removing layer left by a failed copy", "id", l.ID)
+				if err := s.DeleteLayer(l.ID); err != nil {
+					return fmt.Errorf("remove layer %s: %w", l.ID, err)
+				}
+				removed++
+			}
+		}
+		if removed == 0 {
+			return nil
+		}
+	}
+}
+
+// record describes the stored image ref resolves to.
+func (s *Store) record(ctx context.Context, sys *types.SystemContext, ref types.ImageReference, name string, manifestDigest digest.Digest) (*imageindex.Record, error) {
+	ref, img, err := istorage.ResolveReference(ref)
+	if err != nil {
+		return nil, fmt.Errorf("find the stored image: %w", err)
+	}
+	stored, err := ref.NewImage(ctx, sys)
+	if err != nil {
+		return nil, fmt.Errorf("read the stored image %s: %w", img.ID, err)
+	}
+	defer stored.Close()
+	config, err := stored.OCIConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the config of image %s: %w", img.ID, err)
+	}
+	driver, err := s.GraphDriver()
+	if err != nil {
+		return nil, err
+	}
+	rec := &imageindex.Record{
+		ID:             img.ID,
+		Name:           name,
+		ManifestDigest: manifestDigest,
+		Config:         config.Config,
+		Driver:         driver.String(),
+		UIDMap:         s.UIDs,
+		GIDMap:         s.GIDs,
+	}
+	switch rec.Driver {
+	case "overlay":
+		rec.OverlayHome = filepath.Join(s.GraphRoot(), "overlay")
+		for id := img.TopLayer; id != ""; {
+			layer, err := s.Layer(id)
+			if err != nil {
+				return nil, fmt.Errorf("find layer %s: %w", id, err)
+			}
+			meta, err := driver.Metadata(id)
+			if err != nil || meta["UpperDir"] == "" {
+				return nil, fmt.Errorf("find the directory of layer %s: %w", id, err)
+			}
+			// <home>/<id>/link holds the short name of <home>/l/<name> → ../<id>/diff, which keeps
+			// the options of a mount of many layers within a page.
+			link, err := os.ReadFile(filepath.Join(rec.OverlayHome, id, "link"))
+			if err != nil {
+				return nil, fmt.Errorf("read the short name of layer %s: %w", id, err)
+			}
+			rec.Layers = append(rec.Layers, imageindex.Layer{ID: id, Dir: meta["UpperDir"], Link: "l/" + strings.TrimSpace(string(link))})
+			id = layer.Parent
+		}
+	case "vfs":
+		// Each vfs layer is a whole root filesystem: the top one is the image.
+		if img.TopLayer != "" {
+			dir, err := driver.Get(img.TopLayer, graphdriver.MountOpts{})
+			if err != nil {
+				return nil, fmt.Errorf("find the directory of layer %s: %w", img.TopLayer, err)
+			}
+			rec.Layers = []imageindex.Layer{{ID: img.TopLayer, Dir: dir}}
+		}
+	default:
+		return nil, fmt.Errorf("the store uses the %s driver, which kite does not support", rec.Driver)
+	}
+	return rec, nil
+}

@@ -1,0 +1,58 @@
+package imagestore
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestStoredName(t *testing.T) {
+	for _, tc := range []struct{ ref, want string }{
+		{"oci:/tmp/layout:tag", "localhost/layout:tag"},
+		{"oci:/tmp/layout", "localhost/layout:latest"},
+		{"oci:/tmp/layout/", "localhost/layout:latest"},
+		{"oci:/tmp/My Image:V1.0", "localhost/my-image:V1.0"},
+		{"oci:/tmp/a..b__c___d--e:t", "localhost/a-b__c-d--e:t"},
+		{"oci:/tmp/-_.layout._-:tag", "localhost/layout:tag"},
+		{"oci:/tmp/layout:.hidden/tag", "localhost/layout:hidden-tag"},
+		{"oci:/tmp/layout:@0", "localhost/layout:0"},
+		{"oci:/tmp/layout:...", "localhost/layout:latest"},
+		{"oci:/tmp/ünïcode:tag", "localhost/n-code:tag"},
+		{"oci-archive:/tmp/busybox.tar:1.36", "localhost/busybox:1.36"},
+		{"oci-archive:/tmp/busybox.tar.gz", "localhost/busybox.tar.gz:latest"},
+		{"oci:/:tag", ""},
+		{"oci:/tmp/...:tag", ""},
+		{"oci:/tmp/" + strings.Repeat("a", 300) + ":tag", "localhost/" + strings.Repeat("a", 245) + ":tag"},
+		{"oci:/tmp/layout:" + strings.Repeat("t", 200), "localhost/layout:" + strings.Repeat("t", 128)},
+	} {
+		if got := StoredName(tc.ref); got != tc.want {
+			t.Errorf("StoredName(%q) = %q, want %q", tc.ref, got, tc.want)
+		}
+	}
+}
+
+func TestParseReference(t *testing.T) {
+	for _, tc := range []struct {
+		ref     string
+		wantErr string // "" for success
+	}{
+		{"oci:/tmp/layout:tag", ""},
+		{"oci:/tmp/layout", ""},
+		{"oci-archive:/tmp/x.tar:tag", ""},
+		{"docker://busybox", `transport "docker" is not supported yet`},
+		{"containers-storage:busybox", `transport "containers-storage" is not supported yet`},
+		{"dir:/tmp/x", `transport "dir" is not supported yet`},
+		{"/tmp/layout", "expected oci:PATH[:REF]"},
+		{":x", "expected oci:PATH[:REF]"},
+		{"oci:", "expected oci:PATH[:REF]"},
+		{"oci-archive::tag", "expected oci:PATH[:REF]"},
+		{"oci:/tmp/layout:Bad Tag!", "parse image reference"},
+	} {
+		_, err := ParseReference(tc.ref)
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("ParseReference(%q): %v", tc.ref, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("ParseReference(%q) = %v, want an error containing %q", tc.ref, err, tc.wantErr)
+		}
+	}
+}

@@ -1,0 +1,52 @@
+package imagestore
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestConsecutive(t *testing.T) {
+	self := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}}
+	got := consecutive(self, []specs.LinuxIDMapping{{HostID: 100000, Size: 65536}, {HostID: 200000, Size: 10}})
+	want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}, {ContainerID: 1, HostID: 100000, Size: 65536}, {ContainerID: 65537, HostID: 200000, Size: 10}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("consecutive = %v, want %v", got, want)
+	}
+}
+
+func TestReadIDMap(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "uid_map")
+	os.WriteFile(p, []byte("         0       1000          1\n         1     100000      65536\n"), 0o644)
+	got, err := readIDMap(p)
+	want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}, {ContainerID: 1, HostID: 100000, Size: 65536}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("readIDMap = %v, %v; want %v", got, err, want)
+	}
+	os.WriteFile(p, []byte("0 1000\n"), 0o644)
+	if _, err := readIDMap(p); err == nil {
+		t.Error("readIDMap accepted a line with two fields")
+	}
+	os.WriteFile(p, nil, 0o644)
+	if _, err := readIDMap(p); err == nil {
+		t.Error("readIDMap accepted an empty map")
+	}
+}
+
+func TestCheckIDMaps(t *testing.T) {
+	root := t.TempDir()
+	full := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}, {ContainerID: 1, HostID: 100000, Size: 65536}}
+	single := full[:1]
+	if err := checkIDMaps(root, full, full); err != nil {
+		t.Fatalf("new store: %v", err)
+	}
+	if err := checkIDMaps(root, full, full); err != nil {
+		t.Errorf("same mappings: %v", err)
+	}
+	if err := checkIDMaps(root, single, single); err == nil {
+		t.Error("a store created with subordinate ranges was opened with a single mapping")
+	}
+}
