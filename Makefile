@@ -19,7 +19,7 @@ build: $(BIN)/kite $(BIN)/kite-stage1 $(BIN)/kite-image
 .PHONY: $(BIN)/kite $(BIN)/kite-stage1 $(BIN)/kite-image $(BIN)/probe $(BIN)/mkimage
 # kite and kite-stage1 are pure Go and static: no C library on the path of `kite run`.
 $(BIN)/kite:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/kite
+	CGO_ENABLED=0 $(GO) build -trimpath -tags urfave_cli_no_docs -o $@ ./cmd/kite
 $(BIN)/kite-stage1:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/kite-stage1
 # kite-image links containers/storage and containers/image, which need cgo.

@@ -87,7 +87,10 @@ func runAction(c *cli.Context) error {
 	if os.Geteuid() != 0 && imageindex.IsSingleMapping(rec.UIDMap) {
 		fmt.Fprintf(os.Stderr, "kite: warning: no subordinate id range for uid %d, the pod maps only root; files of other owners show as nobody. Fix: sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER, then remove %s\n", os.Getuid(), d.Root)
 	}
-	id := pod.New()
+	id, err := pod.New()
+	if err != nil {
+		return err
+	}
 	hostname := c.String("hostname")
 	if hostname == "" {
 		hostname = "kite-" + pod.ShortID(id)

@@ -93,14 +93,46 @@ func ReadJSON(dir, name string, v any) error {
 
 // WriteJSON writes v to dir/name atomically: a reader sees the old file or the whole new one.
 func WriteJSON(dir, name string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
+	data, err := encode(name, v)
 	if err != nil {
-		return fmt.Errorf("encode %s: %w", name, err)
+		return err
 	}
-	return WriteFileAtomic(filepath.Join(dir, name), append(data, '\n'), 0o644)
+	return WriteFileAtomic(filepath.Join(dir, name), data, 0o644)
 }
 
-// WriteFileAtomic writes data to a temporary file beside path, syncs it and renames it over path.
+// CreateJSON writes v to the new file dir/name, for directories no other process reads yet (an
+// embryo pod), where the temporary file and rename of WriteJSON would buy nothing.
+func CreateJSON(dir, name string, v any) error {
+	data, err := encode(name, v)
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(dir, name)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
+}
+
+func encode(name string, v any) ([]byte, error) {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", name, err)
+	}
+	return append(data, '\n'), nil
+}
+
+// WriteFileAtomic writes data to a temporary file beside path and renames it over path. It does
+// not fsync: every file kite writes this way is either rewritten on the next use (image records)
+// or describes a pod that a crash ends anyway, and a reader never sees a partial file.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -112,10 +144,6 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -3,6 +3,8 @@
 package pod
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -10,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/stage0/datadir"
 	"github.com/kite-runtime/kite/stage0/imageindex"
@@ -33,8 +34,17 @@ type Pod struct {
 	Lock *os.File
 }
 
-// New allocates a pod UUID; its short form names the default hostname.
-func New() string { return uuid.NewString() }
+// New allocates a random (version 4, RFC 9562) pod UUID; its short form names the default hostname.
+func New() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("allocate a pod UUID: %w", err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
+}
 
 // ShortID is the first eight hex digits of a pod UUID.
 func ShortID(id string) string { return id[:8] }
@@ -81,7 +91,7 @@ func Create(d datadir.Dir, id, imageRef string, rec *imageindex.Record, s *specs
 		return nil, err
 	}
 	for name, doc := range map[string]any{poddir.ConfigFile: s, poddir.PodFile: podDoc, poddir.RootfsFile: layers} {
-		if err := poddir.WriteJSON(dir, name, doc); err != nil {
+		if err := poddir.CreateJSON(dir, name, doc); err != nil {
 			return nil, fmt.Errorf("create pod: %w", err)
 		}
 	}
