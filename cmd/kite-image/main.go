@@ -30,11 +30,9 @@ import (
 
 	"github.com/kite-runtime/kite/pkg/exitcode"
 	"github.com/kite-runtime/kite/stage0/datadir"
-	"github.com/kite-runtime/kite/stage0/imageindex"
 	"github.com/kite-runtime/kite/stage0/imagestore"
 	"github.com/sirupsen/logrus"
 	"go.podman.io/storage/pkg/reexec"
-	"go.podman.io/storage/pkg/unshare"
 	"golang.org/x/sys/unix"
 )
 
@@ -194,7 +192,6 @@ func (c *command) fetch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	warnSingleID()
 	opts := imagestore.FetchOptions{Policy: policy}
 	if isTerminal(os.Stderr) {
 		opts.Progress = os.Stderr
@@ -204,21 +201,6 @@ func (c *command) fetch(ctx context.Context) error {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(rec)
-}
-
-// warnSingleID says, once per fetch, that the store cannot keep the owners of an image's files:
-// the user has no subordinate ids, or newuidmap failed and storage fell back to one id.
-func warnSingleID() {
-	uids, gids, err := imagestore.CurrentIDMappings()
-	rootless := unshare.GetRootlessUID()
-	if err != nil || rootless == 0 || !imageindex.IsSingleMapping(uids) && !imageindex.IsSingleMapping(gids) {
-		return
-	}
-	name := strconv.Itoa(rootless)
-	if u, err := user.LookupId(name); err == nil {
-		name = u.Username
-	}
-	fmt.Fprintf(os.Stderr, "kite: warning: the image store maps only %s (no /etc/subuid and /etc/subgid ranges, or newuidmap failed): files of other owners in images become %[1]s's; fix: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %[1]s\n", name)
 }
 
 func setUpLogging(debug bool) {

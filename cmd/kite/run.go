@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"syscall"
 
@@ -85,7 +86,7 @@ func runAction(c *cli.Context) error {
 		return err
 	}
 	if os.Geteuid() != 0 && imageindex.IsSingleMapping(rec.UIDMap) {
-		fmt.Fprintf(os.Stderr, "kite: warning: no subordinate id range for uid %d, the pod maps only root; files of other owners show as nobody. Fix: sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER, then remove %s\n", os.Getuid(), d.Root)
+		fmt.Fprintln(os.Stderr, singleMappingWarning(d.Storage()))
 	}
 	id, err := pod.New()
 	if err != nil {
@@ -119,4 +120,16 @@ func execStage1(stage1 string, p *pod.Pod) error {
 	env := append(os.Environ(), poddir.LockFdEnv+"="+strconv.Itoa(lockFd))
 	err := syscall.Exec(stage1, []string{"kite-stage1", "run", p.Dir}, env)
 	return fmt.Errorf("exec %s: %w", stage1, err)
+}
+
+// singleMappingWarning says why the pod maps only the caller's uid, and how to fix the host.
+func singleMappingWarning(store string) string {
+	fix := "add a range: sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER"
+	if _, err := exec.LookPath("newuidmap"); err != nil {
+		fix = "install newuidmap and newgidmap: sudo apt-get install uidmap"
+	} else if _, err := exec.LookPath("newgidmap"); err != nil {
+		fix = "install newuidmap and newgidmap: sudo apt-get install uidmap"
+	}
+	return "kite: warning: the pod maps only your own uid (see /etc/subuid), so files of other owners in the image belong to root inside; to fix, " +
+		fix + ", then start a new store (remove " + store + " or use another --dir)"
 }

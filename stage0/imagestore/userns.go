@@ -114,8 +114,12 @@ func rootlessMappings() (uids, gids []specs.LinuxIDMapping, ranges bool, err err
 	if err != nil || len(subU) == 0 || len(subG) == 0 {
 		return uids, gids, false, nil
 	}
-	if _, err := exec.LookPath("newuidmap"); err != nil {
-		return nil, nil, false, fmt.Errorf("create a user namespace for the image store: newuidmap is not installed; install the uidmap package (apt-get install uidmap), or remove %s's ranges from /etc/subuid and /etc/subgid", u.Username)
+	// Without the setuid helpers only the caller's own ids can be mapped: fall back to that, as
+	// with no ranges; kite warns on every run and says what to install.
+	for _, tool := range []string{"newuidmap", "newgidmap"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return uids, gids, false, nil
+		}
 	}
 	return consecutive(uids, subU), consecutive(gids, subG), true, nil
 }

@@ -50,6 +50,10 @@ func run(podDir string) (int, error) {
 	// this goroutine on its thread for the monitor's whole life.
 	runtime.LockOSThread()
 	takeLock()
+	// Descriptors the caller left open must not reach the pod's init or the uid map helpers.
+	if err := podinit.CloseExtraFDs(); err != nil {
+		return exitcode.Failed, err
+	}
 
 	var spec specs.Spec
 	if err := poddir.ReadJSON(podDir, poddir.ConfigFile, &spec); err != nil {

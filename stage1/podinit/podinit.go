@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -171,8 +172,15 @@ func startApp(p *specs.Process) (int, error) {
 	if err := os.MkdirAll(cwd, 0o755); err != nil {
 		return 0, fmt.Errorf("create working directory %s: %w", cwd, err)
 	}
-	groups := make([]uint32, 0, len(p.User.AdditionalGids))
-	groups = append(groups, p.User.AdditionalGids...)
+	// Only stdio reaches the app: a descriptor inherited from the caller or opened by kite could
+	// lead out of the pod (CVE-2024-21626 leaked a host directory this way).
+	if err := CloseExtraFDs(); err != nil {
+		return 0, err
+	}
+	cred, err := credential(p.User)
+	if err != nil {
+		return 0, err
+	}
 	attr := &syscall.ProcAttr{
 		Dir:   cwd,
 		Env:   p.Env,
@@ -181,7 +189,7 @@ func startApp(p *specs.Process) (int, error) {
 			// The app leads its own session so that the caller's terminal signals reach it once,
 			// through the monitor, rather than twice.
 			Setsid:     true,
-			Credential: &syscall.Credential{Uid: p.User.UID, Gid: p.User.GID, Groups: groups},
+			Credential: cred,
 		},
 	}
 	pid, err := syscall.ForkExec(path, p.Args, attr)
@@ -230,4 +238,94 @@ func lookPath(name string, env []string) (string, error) {
 		return "", denied
 	}
 	return "", &exitcode.CodedError{Code: exitcode.NotFound, Err: fmt.Errorf("exec %s: not found in PATH %s inside the image", name, pathEnv)}
+}
+
+// CloseExtraFDs marks every descriptor above stderr close-on-exec.
+func CloseExtraFDs() error {
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return nil
+	}
+	// close_range(2) with CLOSE_RANGE_CLOEXEC needs Linux 5.11; walk /proc/self/fd before that.
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("close inherited descriptors: %w", err)
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
+	return nil
+}
+
+// credential checks that the app's ids exist in the pod's user namespace, where an unmapped id
+// would make setuid(2) fail with a bare EINVAL, and builds the credential to start the app with.
+func credential(u specs.User) (*syscall.Credential, error) {
+	uids, err := mappedRanges("/proc/self/uid_map")
+	if err != nil {
+		return nil, err
+	}
+	gids, err := mappedRanges("/proc/self/gid_map")
+	if err != nil {
+		return nil, err
+	}
+	unmapped := func(kind string, id uint32) error {
+		return fmt.Errorf("run the app as %s %d: it is not mapped in the pod's user namespace (only %s are); "+
+			"give the user a subordinate id range in /etc/subuid and /etc/subgid, or run the app as root", kind, id, describe(uids))
+	}
+	if !inRanges(uids, u.UID) {
+		return nil, unmapped("uid", u.UID)
+	}
+	if !inRanges(gids, u.GID) {
+		return nil, unmapped("gid", u.GID)
+	}
+	cred := &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: append([]uint32{}, u.AdditionalGids...)}
+	for _, g := range u.AdditionalGids {
+		if !inRanges(gids, g) {
+			return nil, unmapped("supplementary gid", g)
+		}
+	}
+	// Where the monitor had to deny setgroups(2) to map the caller's gid alone, the app keeps the
+	// (unmapped, powerless) groups it inherits; setgroups would fail.
+	if deny, _ := os.ReadFile("/proc/self/setgroups"); strings.TrimSpace(string(deny)) == "deny" {
+		if len(u.AdditionalGids) > 0 {
+			return nil, fmt.Errorf("set supplementary groups %v: setgroups is denied in this pod's single-id user namespace; give the user a subordinate id range in /etc/subgid", u.AdditionalGids)
+		}
+		cred.NoSetGroups = true
+	}
+	return cred, nil
+}
+
+type idRange struct{ first, count uint32 }
+
+func mappedRanges(path string) ([]idRange, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read the pod's id map: %w", err)
+	}
+	var rs []idRange
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var inside, outside, count uint32
+		if _, err := fmt.Sscan(line, &inside, &outside, &count); err == nil {
+			rs = append(rs, idRange{inside, count})
+		}
+	}
+	return rs, nil
+}
+
+func inRanges(rs []idRange, id uint32) bool {
+	for _, r := range rs {
+		if id >= r.first && uint64(id) < uint64(r.first)+uint64(r.count) {
+			return true
+		}
+	}
+	return false
+}
+
+func describe(rs []idRange) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%d-%d", r.first, uint64(r.first)+uint64(r.count)-1)
+	}
+	return strings.Join(parts, ", ")
 }

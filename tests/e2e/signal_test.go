@@ -1,0 +1,59 @@
+package e2e
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestSignalReachesApp sends signals to the kite process the caller started (stage0 became the
+// monitor in place, with the same pid) and expects the app to receive them.
+func TestSignalReachesApp(t *testing.T) {
+	dir := sharedDir(t, "busybox")
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1} {
+		name := strings.TrimPrefix(unix.SignalName(sig), "SIG")
+		t.Run(name, func(t *testing.T) {
+			p := start(t, dir, nil, runArgs(layoutRef("busybox"), "probe", "trap", name)...)
+			waitOutput(t, p, "ready\n")
+			if err := p.cmd.Process.Signal(sig); err != nil {
+				t.Fatalf("signal kite: %v", err)
+			}
+			r := finish(t, p)
+			wantCode(t, r, 0, "probe trap "+name)
+			if want := "ready\ngot " + unix.SignalName(sig) + "\n"; r.Stdout != want {
+				t.Fatalf("stdout = %q, want %q", r.Stdout, want)
+			}
+		})
+	}
+}
+
+// TestSignalKillsApp sends SIGTERM to kite while the app does not handle it: the app dies of it
+// and kite exits 128+15.
+func TestSignalKillsApp(t *testing.T) {
+	dir := sharedDir(t, "busybox")
+	p := start(t, dir, nil, runArgs(layoutRef("busybox"), "sh", "-c", "echo ready; exec sleep 30")...)
+	waitOutput(t, p, "ready\n")
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("signal kite: %v", err)
+	}
+	r := finish(t, p)
+	if r.Signaled {
+		t.Fatalf("kite itself died of the signal instead of relaying it: %s", r)
+	}
+	wantCode(t, r, 143, "SIGTERM to an app that does not trap it")
+}
+
+// TestZombieReaped orphans a process inside the pod; the pod's init, to which it is reparented,
+// must reap it when it exits.
+func TestZombieReaped(t *testing.T) {
+	dir := sharedDir(t, "busybox")
+	// The inner sh starts sleep in the background and exits at once, so sleep's parent is gone and
+	// the kernel reparents it to pid 1 of the pod. It ends after 0.2 s, well before probe counts.
+	r := runImage(t, dir, layoutRef("busybox"), "sh", "-c", `(sh -c "sleep 0.2 &"); sleep 1; probe zombies`)
+	wantCode(t, r, 0, "probe zombies")
+	if strings.TrimSpace(r.Stdout) != "0" {
+		t.Fatalf("zombies in the pod = %q, want 0 (the pod's init does not reap orphans)", strings.TrimSpace(r.Stdout))
+	}
+}
