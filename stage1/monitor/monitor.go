@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -82,34 +81,38 @@ func run(podDir string) (int, error) {
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, podinit.ForwardedSignals...)
 
-	initCmd := &exec.Cmd{
-		Path:       "/proc/self/exe",
-		Args:       []string{os.Args[0], "init", podDir},
-		Env:        append(os.Environ(), poddir.SyncFdEnv+"=3"),
-		Stdin:      os.Stdin,
-		Stdout:     os.Stdout,
-		Stderr:     os.Stderr,
-		ExtraFiles: []*os.File{child.File()},
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: clone,
-			Pdeathsig:  unix.SIGKILL,
-			// A session of its own: the caller's terminal signals reach the pod through the relay
-			// below only, never twice.
-			Setsid: true,
-		},
-	}
-	if err := initCmd.Start(); err != nil {
+	// The init gets stdio and its end of the sync socket; every other descriptor is close-on-exec.
+	env := append(os.Environ(), fmt.Sprintf("%s=%d", poddir.SyncFdEnv, child.File().Fd()))
+	initPid, err := startInit(clone, []string{"/proc/self/exe", "init", podDir}, env, int(child.File().Fd()))
+	child.Close()
+	if err != nil {
 		return exitcode.Failed, fmt.Errorf("start the pod's init: %w", err)
 	}
-	child.Close()
-	initPid := initCmd.Process.Pid
 
 	code, err := superviseInit(parent, initPid, &spec, podDir, sigs)
-	waitErr := initCmd.Wait()
-	if err == nil && code == exitcode.Failed && waitErr != nil {
-		err = fmt.Errorf("the pod's init died: %w", waitErr)
+	if err != nil {
+		// The init may still be waiting for a message that will never come.
+		unix.Kill(initPid, unix.SIGKILL)
+	}
+	ws, waitErr := waitPid(initPid)
+	if err == nil && code == exitcode.Failed {
+		if waitErr != nil {
+			err = fmt.Errorf("wait for the pod's init: %w", waitErr)
+		} else {
+			err = fmt.Errorf("the pod's init ended before the app did (status %d)", exitcode.FromWaitStatus(ws))
+		}
 	}
 	return code, err
+}
+
+func waitPid(pid int) (syscall.WaitStatus, error) {
+	for {
+		var ws syscall.WaitStatus
+		_, err := syscall.Wait4(pid, &ws, 0, nil)
+		if err != syscall.EINTR {
+			return ws, err
+		}
+	}
 }
 
 // takeLock keeps the pod lock stage0 took: the descriptor stays open (close-on-exec, so the pod

@@ -21,9 +21,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mappedEnv marks the second start of init, after the monitor wrote the id maps.
-const mappedEnv = "_KITE_INIT_MAPPED"
-
 // ForwardedSignals are relayed from the caller to the app.
 var ForwardedSignals = []os.Signal{
 	unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH,
@@ -37,12 +34,7 @@ func Main(podDir string) int {
 		fmt.Fprintln(os.Stderr, "kite-stage1:", err)
 		return exitcode.Failed
 	}
-	if os.Getenv(mappedEnv) == "" {
-		err = reexecOnceMapped(conn)
-	} else {
-		os.Unsetenv(mappedEnv)
-		err = run(conn, podDir)
-	}
+	err = run(conn, podDir)
 	if err != nil {
 		code := exitcode.Failed
 		var ce *exitcode.CodedError
@@ -55,31 +47,9 @@ func Main(podDir string) int {
 	return 0
 }
 
-// reexecOnceMapped waits for the monitor to write the id maps, then execs init again. A process
-// created in a new user namespace runs its first exec before any mapping exists, so the exec
-// clears its capabilities; the second exec, as uid 0 of the namespace, gains the full set
-// (user_namespaces(7), "Capabilities").
-func reexecOnceMapped(conn *syncproto.Conn) error {
-	if _, err := conn.Expect(syncproto.Mapped); err != nil {
-		return fmt.Errorf("wait for the id maps: %w", err)
-	}
-	fd := int(conn.File().Fd())
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
-		return os.NewSyscallError("fcntl", err)
-	}
-	os.Setenv(poddir.SyncFdEnv, fmt.Sprint(fd))
-	os.Setenv(mappedEnv, "1")
-	exe, err := os.Executable()
-	if err != nil {
-		exe = "/proc/self/exe"
-	}
-	err = unix.Exec("/proc/self/exe", []string{exe, "init", os.Args[2]}, os.Environ())
-	return fmt.Errorf("re-exec %s: %w", exe, err)
-}
-
 func run(conn *syncproto.Conn, podDir string) error {
-	// Gaining capabilities in the re-exec cleared the parent-death signal (commit_creds); arm it
-	// again, then make sure the monitor did not die before it was armed.
+	// Gaining capabilities in the exec cleared the parent-death signal the monitor's fork set
+	// (commit_creds); arm it again, then make sure the monitor did not die before it was armed.
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return os.NewSyscallError("prctl(PR_SET_PDEATHSIG)", err)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -52,5 +53,30 @@ func checkWarning(t *testing.T, stderr string) {
 	}
 	if !strings.Contains(strings.ToLower(stderr), "warning") {
 		t.Errorf("stderr is not a warning: %q", stderr)
+	}
+}
+
+// TestIDMapHelperFails runs a stored image where newuidmap and newgidmap exist but refuse (as they
+// do when /etc/subuid changed): the pod cannot start, and kite must say why and exit 125 rather
+// than wait for a pod init that waits for its maps.
+func TestIDMapHelperFails(t *testing.T) {
+	needUnprivileged(t)
+	needSubIDs(t)
+	dir := sharedDir(t, "busybox")
+	fake := newScratchDir(t, "fakebin-")
+	for _, tool := range []string{"newuidmap", "newgidmap"} {
+		script := "#!/bin/sh\necho \"" + tool + ": write to uid_map failed: Operation not permitted\" >&2\nexit 1\n"
+		if err := os.WriteFile(filepath.Join(fake, tool), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := &options{env: []string{"PATH=" + fake + ":/usr/bin:/bin"}}
+	r := kiteWith(t, dir, o, runArgs(layoutRef("busybox"), "true")...)
+	wantCode(t, r, 125, "id map helpers failing")
+	if !strings.Contains(r.Stderr, "newuidmap") && !strings.Contains(r.Stderr, "newgidmap") {
+		t.Errorf("stderr does not name the failing helper: %q", r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "/etc/subuid") {
+		t.Errorf("stderr does not say what to check: %q", r.Stderr)
 	}
 }

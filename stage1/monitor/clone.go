@@ -1,0 +1,92 @@
+package monitor
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// startInit starts the pod's init in new namespaces. It does not use os/exec: the child must wait,
+// before its exec, until the monitor has written its uid and gid maps. An exec as uid 0 of the new
+// user namespace gives the init its full capability set there (user_namespaces(7),
+// "Capabilities"); an exec before the maps exist, as os/exec would do, gives it none and would
+// cost a second exec once mapped.
+//
+// The child is a fork (no CLONE_VM: it gets a copy-on-write copy of the monitor's memory) and runs
+// nothing but raw system calls until it execs: in the copy, the Go runtime's other threads do not
+// exist, so it must not allocate, take locks or grow its stack. Signals stay blocked in it until
+// the init's Go runtime installs its handlers.
+//
+// The child: starts a session (so terminal signals reach the pod once, through the monitor), sets
+// SIGKILL as its parent-death signal, waits for one message on the sync socket (end-of-file means
+// the monitor is gone), clears close-on-exec on the socket and execs argv[0] with env.
+func startInit(cloneFlags uintptr, argv, env []string, syncFd int) (int, error) {
+	path, err := syscall.BytePtrFromString(argv[0])
+	if err != nil {
+		return 0, err
+	}
+	argvp, err := syscall.SlicePtrFromStrings(argv)
+	if err != nil {
+		return 0, err
+	}
+	envp, err := syscall.SlicePtrFromStrings(env)
+	if err != nil {
+		return 0, err
+	}
+	a := childArgs{
+		path: uintptr(unsafe.Pointer(path)),
+		argv: uintptr(unsafe.Pointer(&argvp[0])),
+		env:  uintptr(unsafe.Pointer(&envp[0])),
+		sync: uintptr(syncFd),
+	}
+	// Keep other goroutines from creating inheritable descriptors while the child is forked, as
+	// syscall.ForkExec does.
+	syscall.ForkLock.Lock()
+	var all, old unix.Sigset_t
+	for i := range all.Val {
+		all.Val[i] = ^uint64(0)
+	}
+	unix.PthreadSigmask(unix.SIG_SETMASK, &all, &old)
+	pid, errno := forkInit(cloneFlags|uintptr(unix.SIGCHLD), &a)
+	unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	syscall.ForkLock.Unlock()
+	// The pointers must stay valid until the fork has copied them.
+	runtime.KeepAlive(path)
+	runtime.KeepAlive(argvp)
+	runtime.KeepAlive(envp)
+	if errno != 0 {
+		return 0, fmt.Errorf("clone the pod's init: %w", os.NewSyscallError("clone", errno))
+	}
+	return pid, nil
+}
+
+type childArgs struct {
+	path, argv, env, sync uintptr
+}
+
+// forkInit is the fork. In the child it never returns.
+//
+//go:nosplit
+//go:norace
+func forkInit(flags uintptr, a *childArgs) (int, syscall.Errno) {
+	r, _, e := syscall.RawSyscall6(syscall.SYS_CLONE, flags, 0, 0, 0, 0, 0)
+	if e != 0 || r != 0 {
+		return int(r), e
+	}
+	// The child: raw system calls only, from here to the exec.
+	syscall.RawSyscall(syscall.SYS_SETSID, 0, 0, 0)
+	syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0, 0)
+	var buf [128]byte
+	n, _, e := syscall.RawSyscall(syscall.SYS_READ, a.sync, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+	if e == 0 && n > 0 {
+		syscall.RawSyscall(syscall.SYS_FCNTL, a.sync, syscall.F_SETFD, 0)
+		syscall.RawSyscall(syscall.SYS_EXECVE, a.path, a.argv, a.env)
+	}
+	for {
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 125, 0, 0)
+	}
+}
