@@ -5,15 +5,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
-	"syscall"
 
-	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/stage0/imageindex"
 	"github.com/kite-runtime/kite/stage0/pod"
 	"github.com/kite-runtime/kite/stage0/spec"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 )
 
 func runCommand() *cli.Command {
@@ -108,18 +104,7 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return execStage1(stage1, p)
-}
-
-// execStage1 replaces kite with stage1 in the same process, handing over the pod lock.
-func execStage1(stage1 string, p *pod.Pod) error {
-	lockFd := int(p.Lock.Fd())
-	if _, err := unix.FcntlInt(uintptr(lockFd), unix.F_SETFD, 0); err != nil {
-		return os.NewSyscallError("fcntl", err)
-	}
-	env := append(os.Environ(), poddir.LockFdEnv+"="+strconv.Itoa(lockFd))
-	err := syscall.Exec(stage1, []string{"kite-stage1", "run", p.Dir}, env)
-	return fmt.Errorf("exec %s: %w", stage1, err)
+	return pod.Exec(stage1, p, s)
 }
 
 // singleMappingWarning says why the pod maps only the caller's uid, and how to fix the host.

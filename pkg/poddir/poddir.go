@@ -23,10 +23,12 @@ const (
 	WorkDir        = "work"        // overlay work dir
 )
 
-// Environment variables that carry file descriptors across stage0's exec of stage1.
+// Environment variables that carry file descriptors (and the init's PID) across stage0's exec of
+// stage1.
 const (
-	LockFdEnv = "_KITE_LOCK_FD"
-	SyncFdEnv = "_KITE_SYNC_FD"
+	LockFdEnv  = "_KITE_LOCK_FD"
+	SyncFdEnv  = "_KITE_SYNC_FD"
+	InitPidEnv = "_KITE_INIT_PID" // host PID of the pod's init, forked by stage0, for the monitor
 )
 
 // SchemaVersion is the version of every JSON document in this package.

@@ -1,5 +1,5 @@
 // Package monitor owns the pod's monitor: the process the caller started (stage0 exec'd into it),
-// which stays outside the pod. It creates the pod's init in new namespaces, writes its id maps,
+// which stays outside the pod. It writes the id maps of the pod's init (which stage0 forked),
 // relays the caller's signals, records the pod's end and exits with the app's status. It holds the
 // pod's lock for the pod's whole life.
 package monitor
@@ -11,29 +11,19 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/kite-runtime/kite/pkg/exitcode"
 	"github.com/kite-runtime/kite/pkg/poddir"
+	"github.com/kite-runtime/kite/pkg/podfork"
 	"github.com/kite-runtime/kite/pkg/syncproto"
 	"github.com/kite-runtime/kite/stage1/idmap"
 	"github.com/kite-runtime/kite/stage1/podinit"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
-
-var nsFlags = map[specs.LinuxNamespaceType]uintptr{
-	specs.UserNamespace:    unix.CLONE_NEWUSER,
-	specs.MountNamespace:   unix.CLONE_NEWNS,
-	specs.PIDNamespace:     unix.CLONE_NEWPID,
-	specs.UTSNamespace:     unix.CLONE_NEWUTS,
-	specs.IPCNamespace:     unix.CLONE_NEWIPC,
-	specs.NetworkNamespace: unix.CLONE_NEWNET,
-	specs.CgroupNamespace:  unix.CLONE_NEWCGROUP,
-}
 
 // Main runs the pod in podDir and returns the exit status for the caller.
 func Main(podDir string) int {
@@ -45,51 +35,39 @@ func Main(podDir string) int {
 }
 
 func run(podDir string) (int, error) {
-	// The parent-death signal of the pod's init fires when the thread that forked it exits; keep
-	// this goroutine on its thread for the monitor's whole life.
-	runtime.LockOSThread()
 	takeLock()
-	// Descriptors the caller left open must not reach the pod's init or the uid map helpers.
-	if err := podinit.CloseExtraFDs(); err != nil {
+	// Descriptors the caller left open must not reach the uid map helpers.
+	if err := podfork.CloseExtraFDs(); err != nil {
 		return exitcode.Failed, err
 	}
-
-	var spec specs.Spec
-	if err := poddir.ReadJSON(podDir, poddir.ConfigFile, &spec); err != nil {
-		return exitcode.Failed, err
-	}
-	if spec.Linux == nil {
-		return exitcode.Failed, errors.New("config.json has no linux section")
-	}
-	var clone uintptr
-	for _, ns := range spec.Linux.Namespaces {
-		f, ok := nsFlags[ns.Type]
-		if !ok || ns.Path != "" {
-			return exitcode.Failed, fmt.Errorf("config.json: namespace %q (path %q) is not supported", ns.Type, ns.Path)
-		}
-		clone |= f
-	}
-	if clone&unix.CLONE_NEWUSER == 0 {
-		return exitcode.Failed, errors.New("config.json: kite runs every pod in a user namespace")
-	}
-
-	parent, child, err := syncproto.Pair()
-	if err != nil {
-		return exitcode.Failed, err
-	}
-	// Relay signals from before the pod starts, so none is lost in between.
+	// Relay signals from the start: one that arrives while the pod starts reaches the app once it
+	// runs.
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, podinit.ForwardedSignals...)
 
-	// The init gets stdio and its end of the sync socket; every other descriptor is close-on-exec.
-	env := append(os.Environ(), fmt.Sprintf("%s=%d", poddir.SyncFdEnv, child.File().Fd()))
-	initPid, err := startInit(clone, []string{"/proc/self/exe", "init", podDir}, env, int(child.File().Fd()))
-	child.Close()
+	parent, err := syncproto.FromEnv(poddir.SyncFdEnv)
 	if err != nil {
-		return exitcode.Failed, fmt.Errorf("start the pod's init: %w", err)
+		return exitcode.Failed, err
+	}
+	initPid, err := strconv.Atoi(os.Getenv(poddir.InitPidEnv))
+	os.Unsetenv(poddir.InitPidEnv)
+	if err != nil || initPid <= 0 {
+		return exitcode.Failed, fmt.Errorf("read %s: the pod's init was not started (kite-stage1 is started by kite, not by hand)", poddir.InitPidEnv)
+	}
+	// Only the id maps are needed here; the init reads the rest.
+	var spec struct {
+		Linux *specs.Linux `json:"linux"`
+	}
+	if err := poddir.ReadJSON(podDir, poddir.ConfigFile, &spec); err != nil {
+		unix.Kill(initPid, unix.SIGKILL)
+		return exitcode.Failed, err
+	}
+	if spec.Linux == nil {
+		unix.Kill(initPid, unix.SIGKILL)
+		return exitcode.Failed, errors.New("config.json has no linux section")
 	}
 
-	code, err := superviseInit(parent, initPid, &spec, podDir, sigs)
+	code, err := superviseInit(parent, initPid, spec.Linux, podDir, sigs)
 	if err != nil {
 		// The init may still be waiting for a message that will never come.
 		unix.Kill(initPid, unix.SIGKILL)
@@ -126,8 +104,8 @@ func takeLock() {
 }
 
 // superviseInit writes the id maps, then follows the sync protocol until the app has exited.
-func superviseInit(conn *syncproto.Conn, initPid int, spec *specs.Spec, podDir string, sigs <-chan os.Signal) (int, error) {
-	if err := idmap.Write(initPid, spec.Linux.UIDMappings, spec.Linux.GIDMappings); err != nil {
+func superviseInit(conn *syncproto.Conn, initPid int, linux *specs.Linux, podDir string, sigs <-chan os.Signal) (int, error) {
+	if err := idmap.Write(initPid, linux.UIDMappings, linux.GIDMappings); err != nil {
 		return exitcode.Failed, err
 	}
 	if err := conn.Send(syncproto.Message{Type: syncproto.Mapped}); err != nil {

@@ -9,12 +9,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/kite-runtime/kite/pkg/exitcode"
 	"github.com/kite-runtime/kite/pkg/poddir"
+	"github.com/kite-runtime/kite/pkg/podfork"
 	"github.com/kite-runtime/kite/pkg/syncproto"
 	"github.com/kite-runtime/kite/stage1/rootfs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -48,7 +48,7 @@ func Main(podDir string) int {
 }
 
 func run(conn *syncproto.Conn, podDir string) error {
-	// Gaining capabilities in the exec cleared the parent-death signal the monitor's fork set
+	// Gaining capabilities in the exec cleared the parent-death signal the fork set
 	// (commit_creds); arm it again, then make sure the monitor did not die before it was armed.
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return os.NewSyscallError("prctl(PR_SET_PDEATHSIG)", err)
@@ -142,9 +142,8 @@ func startApp(p *specs.Process) (int, error) {
 	if err := os.MkdirAll(cwd, 0o755); err != nil {
 		return 0, fmt.Errorf("create working directory %s: %w", cwd, err)
 	}
-	// Only stdio reaches the app: a descriptor inherited from the caller or opened by kite could
-	// lead out of the pod (CVE-2024-21626 leaked a host directory this way).
-	if err := CloseExtraFDs(); err != nil {
+	// Only stdio reaches the app.
+	if err := podfork.CloseExtraFDs(); err != nil {
 		return 0, err
 	}
 	cred, err := credential(p.User)
@@ -208,24 +207,6 @@ func lookPath(name string, env []string) (string, error) {
 		return "", denied
 	}
 	return "", &exitcode.CodedError{Code: exitcode.NotFound, Err: fmt.Errorf("exec %s: not found in PATH %s inside the image", name, pathEnv)}
-}
-
-// CloseExtraFDs marks every descriptor above stderr close-on-exec.
-func CloseExtraFDs() error {
-	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
-		return nil
-	}
-	// close_range(2) with CLOSE_RANGE_CLOEXEC needs Linux 5.11; walk /proc/self/fd before that.
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return fmt.Errorf("close inherited descriptors: %w", err)
-	}
-	for _, e := range entries {
-		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
-			unix.CloseOnExec(fd)
-		}
-	}
-	return nil
 }
 
 // credential checks that the app's ids exist in the pod's user namespace, where an unmapped id

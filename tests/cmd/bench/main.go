@@ -91,11 +91,19 @@ func podmanCommand(scratch, images string) ([]string, error) {
 	base := []string{"podman", "--root", filepath.Join(scratch, "podman"), "--runroot", filepath.Join(scratch, "podman-run"),
 		"--cgroup-manager", "cgroupfs", "--runtime", "runc"}
 	load := append(append([]string{}, base...), "pull", "-q", "oci-archive:"+filepath.Join(images, "images.tar")+":busybox")
-	o, err := exec.Command(load[0], load[1:]...).CombinedOutput()
+	var stderr strings.Builder
+	pull := exec.Command(load[0], load[1:]...)
+	pull.Stderr = &stderr
+	o, err := pull.Output()
 	if err != nil {
-		return nil, fmt.Errorf("podman pull: %v: %s", err, strings.TrimSpace(string(o)))
+		return nil, fmt.Errorf("podman pull: %v: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	id := strings.TrimSpace(string(o))
+	// pull -q prints the image ID last; podman may warn on stderr.
+	lines := strings.Fields(string(o))
+	if len(lines) == 0 {
+		return nil, errors.New("podman pull printed no image ID")
+	}
+	id := lines[len(lines)-1]
 	cmd := append(append([]string{}, base...), "run", "--rm", "--network=host", id, "/bin/true")
 	if o, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("podman run: %v: %s", err, strings.TrimSpace(string(o)))

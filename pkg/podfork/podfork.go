@@ -1,16 +1,70 @@
-package monitor
+// Package podfork owns starting a pod's init: a fork into the pod's new namespaces that waits,
+// before its exec, until its uid and gid maps are written. stage0 forks just before it execs
+// stage1, so the fork shares no memory with a process that keeps running (no copy-on-write faults),
+// and the monitor, once exec'd, writes the maps.
+package podfork
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 	"unsafe"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
-// startInit starts the pod's init in new namespaces. It does not use os/exec: the child must wait,
+var nsFlags = map[specs.LinuxNamespaceType]uintptr{
+	specs.UserNamespace:    unix.CLONE_NEWUSER,
+	specs.MountNamespace:   unix.CLONE_NEWNS,
+	specs.PIDNamespace:     unix.CLONE_NEWPID,
+	specs.UTSNamespace:     unix.CLONE_NEWUTS,
+	specs.IPCNamespace:     unix.CLONE_NEWIPC,
+	specs.NetworkNamespace: unix.CLONE_NEWNET,
+	specs.CgroupNamespace:  unix.CLONE_NEWCGROUP,
+}
+
+// CloneFlags translates config.json's namespaces into clone(2) flags. Every pod gets a new user
+// namespace; joining existing namespaces is not supported.
+func CloneFlags(namespaces []specs.LinuxNamespace) (uintptr, error) {
+	var flags uintptr
+	for _, ns := range namespaces {
+		f, ok := nsFlags[ns.Type]
+		if !ok || ns.Path != "" {
+			return 0, fmt.Errorf("config.json: namespace %q (path %q) is not supported", ns.Type, ns.Path)
+		}
+		flags |= f
+	}
+	if flags&unix.CLONE_NEWUSER == 0 {
+		return 0, errors.New("config.json: kite runs every pod in a user namespace")
+	}
+	return flags, nil
+}
+
+// CloseExtraFDs marks every descriptor above stderr close-on-exec, so that descriptors inherited
+// from the caller or opened by kite never reach the pod (CVE-2024-21626 leaked a host directory
+// this way).
+func CloseExtraFDs() error {
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return nil
+	}
+	// close_range(2) with CLOSE_RANGE_CLOEXEC needs Linux 5.11; walk /proc/self/fd before that.
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("close inherited descriptors: %w", err)
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
+	return nil
+}
+
+// Start starts the pod's init in new namespaces. It does not use os/exec: the child must wait,
 // before its exec, until the monitor has written its uid and gid maps. An exec as uid 0 of the new
 // user namespace gives the init its full capability set there (user_namespaces(7),
 // "Capabilities"); an exec before the maps exist, as os/exec would do, gives it none and would
@@ -24,7 +78,7 @@ import (
 // The child: starts a session (so terminal signals reach the pod once, through the monitor), sets
 // SIGKILL as its parent-death signal, waits for one message on the sync socket (end-of-file means
 // the monitor is gone), clears close-on-exec on the socket and execs argv[0] with env.
-func startInit(cloneFlags uintptr, argv, env []string, syncFd int) (int, error) {
+func Start(cloneFlags uintptr, argv, env []string, syncFd int) (int, error) {
 	path, err := syscall.BytePtrFromString(argv[0])
 	if err != nil {
 		return 0, err

@@ -1,0 +1,60 @@
+package pod
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"syscall"
+
+	"github.com/kite-runtime/kite/pkg/poddir"
+	"github.com/kite-runtime/kite/pkg/podfork"
+	"github.com/kite-runtime/kite/pkg/syncproto"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Exec hands the pod to stage1 in this process: it forks the pod's init into the pod's
+// namespaces, then execs `kite-stage1 run` (the monitor), which writes the init's id maps and
+// supervises it. Forking here, immediately before the exec, means no running process shares memory
+// with the fork, so neither pays for copy-on-write faults while the init waits for its maps.
+// It only returns on failure.
+func Exec(stage1 string, p *Pod, s *specs.Spec) error {
+	// The init's parent-death signal is tied to the forking thread, which must be the one that
+	// execs (and so lives on as the monitor's main thread).
+	runtime.LockOSThread()
+	if s.Linux == nil {
+		return fmt.Errorf("start pod %s: config.json has no linux section", p.UUID)
+	}
+	flags, err := podfork.CloneFlags(s.Linux.Namespaces)
+	if err != nil {
+		return err
+	}
+	// The caller's descriptors reach neither the init nor the monitor.
+	if err := podfork.CloseExtraFDs(); err != nil {
+		return err
+	}
+	parent, child, err := syncproto.Pair()
+	if err != nil {
+		return err
+	}
+	childFd := int(child.File().Fd())
+	env := os.Environ()
+	initEnv := append(env[:len(env):len(env)], poddir.SyncFdEnv+"="+strconv.Itoa(childFd))
+	pid, err := podfork.Start(flags, []string{stage1, "init", p.Dir}, initEnv, childFd)
+	child.Close()
+	if err != nil {
+		return fmt.Errorf("start pod %s: %w", p.UUID, err)
+	}
+	keep := map[string]int{poddir.LockFdEnv: int(p.Lock.Fd()), poddir.SyncFdEnv: int(parent.File().Fd())}
+	for name, fd := range keep {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+			return os.NewSyscallError("fcntl", err)
+		}
+		env = append(env, name+"="+strconv.Itoa(fd))
+	}
+	env = append(env, poddir.InitPidEnv+"="+strconv.Itoa(pid))
+	err = syscall.Exec(stage1, []string{"kite-stage1", "run", p.Dir}, env)
+	// The init reads end-of-file on its socket once this process exits, and exits too.
+	return fmt.Errorf("exec %s: %w", stage1, err)
+}
