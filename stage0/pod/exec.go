@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/kite-runtime/kite/pkg/idmap"
 	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/pkg/podfork"
 	"github.com/kite-runtime/kite/pkg/syncproto"
@@ -15,9 +16,10 @@ import (
 )
 
 // Exec hands the pod to stage1 in this process: it forks the pod's init into the pod's
-// namespaces, then execs `kite-stage1 run` (the monitor), which writes the init's id maps and
-// supervises it. Forking here, immediately before the exec, means no running process shares memory
-// with the fork, so neither pays for copy-on-write faults while the init waits for its maps.
+// namespaces, writes the init's id maps, lets it exec `kite-stage1 init`, and execs
+// `kite-stage1 run` (the monitor), which supervises it. The fork happens immediately before the
+// exec, so no running process shares memory with it (no copy-on-write faults), and the init's start
+// overlaps with the monitor's.
 // It only returns on failure.
 func Exec(stage1 string, p *Pod, s *specs.Spec) error {
 	// The init's parent-death signal is tied to the forking thread, which must be the one that
@@ -44,6 +46,15 @@ func Exec(stage1 string, p *Pod, s *specs.Spec) error {
 	pid, err := podfork.Start(flags, []string{stage1, "init", p.Dir}, initEnv, childFd)
 	child.Close()
 	if err != nil {
+		return fmt.Errorf("start pod %s: %w", p.UUID, err)
+	}
+	// Map the init's ids now, so that its exec and start overlap with the monitor's.
+	if err := idmap.Write(pid, s.Linux.UIDMappings, s.Linux.GIDMappings); err != nil {
+		unix.Kill(pid, unix.SIGKILL)
+		return err
+	}
+	if err := parent.Send(syncproto.Message{Type: syncproto.Mapped}); err != nil {
+		unix.Kill(pid, unix.SIGKILL)
 		return fmt.Errorf("start pod %s: %w", p.UUID, err)
 	}
 	keep := map[string]int{poddir.LockFdEnv: int(p.Lock.Fd()), poddir.SyncFdEnv: int(parent.File().Fd())}

@@ -1,5 +1,5 @@
 // Package monitor owns the pod's monitor: the process the caller started (stage0 exec'd into it),
-// which stays outside the pod. It writes the id maps of the pod's init (which stage0 forked),
+// which stays outside the pod. It supervises the pod's init (which stage0 forked and mapped),
 // relays the caller's signals, records the pod's end and exits with the app's status. It holds the
 // pod's lock for the pod's whole life.
 package monitor
@@ -17,11 +17,8 @@ import (
 
 	"github.com/kite-runtime/kite/pkg/exitcode"
 	"github.com/kite-runtime/kite/pkg/poddir"
-	"github.com/kite-runtime/kite/pkg/podfork"
 	"github.com/kite-runtime/kite/pkg/syncproto"
-	"github.com/kite-runtime/kite/stage1/idmap"
 	"github.com/kite-runtime/kite/stage1/podinit"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,10 +33,6 @@ func Main(podDir string) int {
 
 func run(podDir string) (int, error) {
 	takeLock()
-	// Descriptors the caller left open must not reach the uid map helpers.
-	if err := podfork.CloseExtraFDs(); err != nil {
-		return exitcode.Failed, err
-	}
 	// Relay signals from the start: one that arrives while the pod starts reaches the app once it
 	// runs.
 	sigs := make(chan os.Signal, 32)
@@ -54,20 +47,7 @@ func run(podDir string) (int, error) {
 	if err != nil || initPid <= 0 {
 		return exitcode.Failed, fmt.Errorf("read %s: the pod's init was not started (kite-stage1 is started by kite, not by hand)", poddir.InitPidEnv)
 	}
-	// Only the id maps are needed here; the init reads the rest.
-	var spec struct {
-		Linux *specs.Linux `json:"linux"`
-	}
-	if err := poddir.ReadJSON(podDir, poddir.ConfigFile, &spec); err != nil {
-		unix.Kill(initPid, unix.SIGKILL)
-		return exitcode.Failed, err
-	}
-	if spec.Linux == nil {
-		unix.Kill(initPid, unix.SIGKILL)
-		return exitcode.Failed, errors.New("config.json has no linux section")
-	}
-
-	code, err := superviseInit(parent, initPid, spec.Linux, podDir, sigs)
+	code, err := supervise(parent, initPid, podDir, sigs)
 	if err != nil {
 		// The init may still be waiting for a message that will never come.
 		unix.Kill(initPid, unix.SIGKILL)
@@ -103,14 +83,8 @@ func takeLock() {
 	}
 }
 
-// superviseInit writes the id maps, then follows the sync protocol until the app has exited.
-func superviseInit(conn *syncproto.Conn, initPid int, linux *specs.Linux, podDir string, sigs <-chan os.Signal) (int, error) {
-	if err := idmap.Write(initPid, linux.UIDMappings, linux.GIDMappings); err != nil {
-		return exitcode.Failed, err
-	}
-	if err := conn.Send(syncproto.Message{Type: syncproto.Mapped}); err != nil {
-		return exitcode.Failed, err
-	}
+// supervise follows the sync protocol until the app has exited, relaying signals to the init.
+func supervise(conn *syncproto.Conn, initPid int, podDir string, sigs <-chan os.Signal) (int, error) {
 	msgs := make(chan syncproto.Message)
 	recvErr := make(chan error, 1)
 	go func() {
