@@ -48,13 +48,14 @@ const maxMessage = 64 << 10
 // Conn is one end of the socketpair.
 type Conn struct{ f *os.File }
 
-// Pair returns two connected ends, both close-on-exec.
+// Pair returns two connected ends, both close-on-exec; the first is for the parent.
 func Pair() (parent, child *Conn, err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, os.NewSyscallError("socketpair", err)
 	}
-	return &Conn{os.NewFile(uintptr(fds[0]), "sync-parent")}, &Conn{os.NewFile(uintptr(fds[1]), "sync-child")}, nil
+	// The child's end stays blocking: the pod's init waits on it with a raw read(2) before its exec.
+	return newConn(fds[0], "sync-parent"), &Conn{os.NewFile(uintptr(fds[1]), "sync-child")}, nil
 }
 
 // FromEnv takes the end passed in the environment variable name, unsets the variable and marks the
@@ -67,7 +68,14 @@ func FromEnv(name string) (*Conn, error) {
 		return nil, fmt.Errorf("read %s: %q is not a file descriptor (kite-stage1 is started by kite, not by hand)", name, v)
 	}
 	unix.CloseOnExec(fd)
-	return &Conn{os.NewFile(uintptr(fd), "sync")}, nil
+	return newConn(fd, "sync"), nil
+}
+
+// newConn wraps fd in non-blocking mode, so that a goroutine waiting for a message parks in Go's
+// poller instead of holding an OS thread (and its memory) for the pod's whole life.
+func newConn(fd int, name string) *Conn {
+	unix.SetNonblock(fd, true)
+	return &Conn{os.NewFile(uintptr(fd), name)}
 }
 
 // File returns the underlying descriptor, e.g. to pass to a child.

@@ -21,6 +21,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// podConfig is the part of config.json the init applies. Decoding only these fields keeps the
+// init's start, and its memory for the pod's whole life, small.
+type podConfig struct {
+	Process  *specs.Process `json:"process"`
+	Root     *specs.Root    `json:"root"`
+	Hostname string         `json:"hostname"`
+	Mounts   []specs.Mount  `json:"mounts"`
+}
+
 // ForwardedSignals are relayed from the caller to the app.
 var ForwardedSignals = []os.Signal{
 	unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH,
@@ -61,7 +70,7 @@ func run(conn *syncproto.Conn, podDir string) error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return os.NewSyscallError("prctl(PR_SET_DUMPABLE)", err)
 	}
-	var spec specs.Spec
+	var spec podConfig
 	if err := poddir.ReadJSON(podDir, poddir.ConfigFile, &spec); err != nil {
 		return err
 	}
@@ -76,7 +85,8 @@ func run(conn *syncproto.Conn, podDir string) error {
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, append(ForwardedSignals, unix.SIGCHLD)...)
 
-	if err := rootfs.Setup(&spec, &layers, filepath.Join(podDir, poddir.RootfsDir)); err != nil {
+	readonly := spec.Root != nil && spec.Root.Readonly
+	if err := rootfs.Setup(spec.Mounts, readonly, &layers, filepath.Join(podDir, poddir.RootfsDir)); err != nil {
 		return err
 	}
 	if spec.Hostname != "" {

@@ -16,8 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Setup builds the pod's root filesystem at dir and makes it the process's root.
-func Setup(spec *specs.Spec, layers *poddir.Rootfs, dir string) error {
+// Setup builds the pod's root filesystem at dir from the layers, applies mounts inside it and
+// makes it the process's root, read-only if asked.
+func Setup(mounts []specs.Mount, readonly bool, layers *poddir.Rootfs, dir string) error {
 	// Mounts made below must never propagate back to the host (bubblewrap and runc do the same
 	// before touching anything).
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
@@ -26,18 +27,18 @@ func Setup(spec *specs.Spec, layers *poddir.Rootfs, dir string) error {
 	if err := mountRoot(layers, dir); err != nil {
 		return err
 	}
-	for _, m := range spec.Mounts {
+	for _, m := range mounts {
 		if err := mountOne(dir, m); err != nil {
 			return err
 		}
 	}
-	if err := devSymlinks(dir, spec.Mounts); err != nil {
+	if err := devSymlinks(dir, mounts); err != nil {
 		return err
 	}
 	if err := pivot(dir); err != nil {
 		return err
 	}
-	if spec.Root != nil && spec.Root.Readonly {
+	if readonly {
 		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
 		if err := unix.MountSetattr(unix.AT_FDCWD, "/", 0, &attr); err != nil {
 			return &os.PathError{Op: "make the root read-only", Path: "/", Err: err}

@@ -181,7 +181,7 @@ func writeReport(out string, results []measured, rss map[string]int, notes []str
 	fmt.Fprintf(&b, "Machine: %s, %d cores, kernel %s.\n\n", cpuModel(), runtime.NumCPU(), kernel())
 	fmt.Fprintf(&b, "Versions: %s.\n\n", strings.Join(versions(), "; "))
 	fmt.Fprintf(&b, "## Start to exit of `true` in a pod, image stored\n\n")
-	fmt.Fprintf(&b, "hyperfine, %d runs each after 3 warm-ups, no shell (`-N`), interleaved in one invocation.\n\n", runs)
+	fmt.Fprintf(&b, "hyperfine, %d runs each after 3 warm-ups, no shell (`-N`), all commands in one hyperfine invocation (one command after the other).\n\n", runs)
 	fmt.Fprintf(&b, "| command | median | min – max | kite ÷ this |\n|---|---|---|---|\n")
 	kiteMedian := results[0].Median
 	for _, r := range results {
