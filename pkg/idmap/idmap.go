@@ -2,6 +2,10 @@
 // only map the caller's own ids, and any mapping when the caller is root, are written directly;
 // everything else (the /etc/subuid ranges) goes through the setuid helpers newuidmap and newgidmap
 // from the uidmap package, which check the ranges against /etc/subuid and /etc/subgid.
+//
+// The maps are written while the pod's init, a fork of the writer, waits for them and shares the
+// writer's memory copy-on-write: Prepare does all the work that allocates beforehand, so that
+// Apply touches as few pages as possible.
 package idmap
 
 import (
@@ -12,8 +16,10 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Format renders mappings in the "inside outside count" lines of /proc/PID/uid_map.
@@ -31,68 +37,131 @@ func onlySelf(m []specs.LinuxIDMapping, id int) bool {
 	return len(m) == 1 && m[0].Size == 1 && int(m[0].HostID) == id
 }
 
-// Write sets the uid and gid maps of process pid, which must be in a new user namespace.
-func Write(pid int, uids, gids []specs.LinuxIDMapping) error {
-	if len(uids) == 0 || len(gids) == 0 {
-		return errors.New("write id maps: the pod's config.json has no uid or gid mappings")
-	}
-	privileged := os.Geteuid() == 0
-	directUID := privileged || onlySelf(uids, os.Geteuid())
-	directGID := privileged || onlySelf(gids, os.Getegid())
-
-	// newuidmap and newgidmap each cost a fork and exec of a setuid binary; run them in parallel.
-	gidDone := make(chan error, 1)
-	go func() {
-		if directGID {
-			gidDone <- writeGIDDirect(pid, gids, privileged)
-		} else {
-			gidDone <- runHelper("newgidmap", pid, gids)
-		}
-	}()
-	var uidErr error
-	if directUID {
-		uidErr = writeProc(pid, "uid_map", Format(uids))
-	} else {
-		uidErr = runHelper("newuidmap", pid, uids)
-	}
-	return errors.Join(uidErr, <-gidDone)
+// Plan is how the maps of one process will be written.
+type Plan struct {
+	uid, gid write
 }
 
-func writeGIDDirect(pid int, gids []specs.LinuxIDMapping, privileged bool) error {
-	if !privileged {
-		// An unprivileged writer must give up setgroups(2) first: otherwise the mapped process could
-		// drop a supplementary group the host uses to deny access (CVE-2014-8989).
-		if err := writeProc(pid, "setgroups", "deny"); err != nil {
+// write is one map: written directly (helper == ""), or by running helper.
+type write struct {
+	file    string // uid_map or gid_map
+	content []byte
+	// denySetgroups is set for a direct, unprivileged gid map: the writer must give up
+	// setgroups(2) first, or the mapped process could drop a supplementary group the host uses to
+	// deny access (CVE-2014-8989).
+	denySetgroups bool
+	helper        string   // path of newuidmap or newgidmap
+	args          []string // the helper's arguments after the PID
+}
+
+// Prepare decides how to write uids and gids and finds the helpers it needs.
+func Prepare(uids, gids []specs.LinuxIDMapping) (*Plan, error) {
+	if len(uids) == 0 || len(gids) == 0 {
+		return nil, errors.New("write id maps: the pod's config.json has no uid or gid mappings")
+	}
+	privileged := os.Geteuid() == 0
+	uid, err := plan("uid_map", "newuidmap", uids, privileged || onlySelf(uids, os.Geteuid()), false)
+	if err != nil {
+		return nil, err
+	}
+	gid, err := plan("gid_map", "newgidmap", gids, privileged || onlySelf(gids, os.Getegid()), !privileged)
+	if err != nil {
+		return nil, err
+	}
+	return &Plan{uid: uid, gid: gid}, nil
+}
+
+func plan(file, tool string, m []specs.LinuxIDMapping, direct, deny bool) (write, error) {
+	if direct {
+		return write{file: file, content: []byte(Format(m)), denySetgroups: deny}, nil
+	}
+	path, err := exec.LookPath(tool)
+	if err != nil {
+		return write{}, fmt.Errorf("map ids: %s not found: install the uidmap package (apt-get install uidmap)", tool)
+	}
+	w := write{file: file, helper: path}
+	for _, e := range m {
+		w.args = append(w.args, strconv.FormatUint(uint64(e.ContainerID), 10),
+			strconv.FormatUint(uint64(e.HostID), 10), strconv.FormatUint(uint64(e.Size), 10))
+	}
+	return w, nil
+}
+
+// Apply writes the maps of process pid, which must be in a new user namespace. The helpers, each a
+// fork and exec of a setuid binary, run in parallel.
+func (p *Plan) Apply(pid int) error {
+	pidStr := strconv.Itoa(pid)
+	uid, err := p.uid.start(pidStr)
+	if err != nil {
+		return err
+	}
+	gid, gerr := p.gid.start(pidStr)
+	return errors.Join(uid.wait(), gerr, gid.wait())
+}
+
+// running is a started helper, or the result of a direct write.
+type running struct {
+	w      *write
+	pid    int
+	output *os.File
+	err    error
+}
+
+func (w *write) start(pid string) (running, error) {
+	if w.helper == "" {
+		return running{err: w.writeDirect(pid)}, nil
+	}
+	r, out, err := os.Pipe()
+	if err != nil {
+		return running{}, err
+	}
+	defer out.Close()
+	argv := append([]string{w.helper, pid}, w.args...)
+	child, err := syscall.ForkExec(w.helper, argv, &syscall.ProcAttr{
+		Env:   []string{},
+		Files: []uintptr{uintptr(unix.Stdin), out.Fd(), out.Fd()},
+	})
+	if err != nil {
+		r.Close()
+		return running{}, fmt.Errorf("map ids: run %s: %w", w.helper, err)
+	}
+	return running{w: w, pid: child, output: r}, nil
+}
+
+func (r running) wait() error {
+	if r.w == nil {
+		return r.err
+	}
+	defer r.output.Close()
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(r.pid, &ws, 0, nil)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if ws.Exited() && ws.ExitStatus() == 0 {
+		return nil
+	}
+	var out bytes.Buffer
+	out.ReadFrom(r.output)
+	return fmt.Errorf("map ids: %s %s: exit status %d: %s (check the ranges in /etc/subuid and /etc/subgid)",
+		r.w.helper, strings.Join(r.w.args, " "), ws.ExitStatus(), strings.TrimSpace(out.String()))
+}
+
+func (w *write) writeDirect(pid string) error {
+	if w.denySetgroups {
+		if err := writeProc(pid, "setgroups", []byte("deny")); err != nil {
 			return err
 		}
 	}
-	return writeProc(pid, "gid_map", Format(gids))
+	return writeProc(pid, w.file, w.content)
 }
 
-func writeProc(pid int, name, content string) error {
-	p := "/proc/" + strconv.Itoa(pid) + "/" + name
-	if err := os.WriteFile(p, []byte(content), 0); err != nil {
+func writeProc(pid, name string, content []byte) error {
+	p := "/proc/" + pid + "/" + name
+	if err := os.WriteFile(p, content, 0); err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
-	}
-	return nil
-}
-
-func runHelper(tool string, pid int, m []specs.LinuxIDMapping) error {
-	path, err := exec.LookPath(tool)
-	if err != nil {
-		return fmt.Errorf("map ids: %s not found: install the uidmap package (apt-get install uidmap)", tool)
-	}
-	args := []string{strconv.Itoa(pid)}
-	for _, e := range m {
-		args = append(args, strconv.FormatUint(uint64(e.ContainerID), 10),
-			strconv.FormatUint(uint64(e.HostID), 10), strconv.FormatUint(uint64(e.Size), 10))
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(path, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("map ids: %s %s: %w: %s (check the ranges in /etc/subuid and /etc/subgid)",
-			tool, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
 	}
 	return nil
 }

@@ -36,6 +36,10 @@ func Exec(stage1 string, p *Pod, s *specs.Spec) error {
 	if err := podfork.CloseExtraFDs(); err != nil {
 		return err
 	}
+	maps, err := idmap.Prepare(s.Linux.UIDMappings, s.Linux.GIDMappings)
+	if err != nil {
+		return err
+	}
 	parent, child, err := syncproto.Pair()
 	if err != nil {
 		return err
@@ -51,7 +55,7 @@ func Exec(stage1 string, p *Pod, s *specs.Spec) error {
 		return fmt.Errorf("start pod %s: %w", p.UUID, err)
 	}
 	// Map the init's ids now, so that its exec and start overlap with the monitor's.
-	if err := idmap.Write(pid, s.Linux.UIDMappings, s.Linux.GIDMappings); err != nil {
+	if err := maps.Apply(pid); err != nil {
 		unix.Kill(pid, unix.SIGKILL)
 		return err
 	}
