@@ -3,17 +3,17 @@
 // everything else (the /etc/subuid ranges) goes through the setuid helpers newuidmap and newgidmap
 // from the uidmap package, which check the ranges against /etc/subuid and /etc/subgid.
 //
-// The maps are written while the pod's init, a fork of the writer, waits for them and shares the
-// writer's memory copy-on-write: Prepare does all the work that allocates beforehand, so that
-// Apply touches as few pages as possible.
+// Writing is split so that it overlaps with other work: Prepare finds the helpers before the pod's
+// init is forked, Start writes directly or starts the helpers once it exists, and Wait, which may
+// run in the process the starter exec'd into, collects the helpers' results.
 package idmap
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -87,66 +87,95 @@ func plan(file, tool string, m []specs.LinuxIDMapping, direct, deny bool) (write
 	return w, nil
 }
 
-// Apply writes the maps of process pid, which must be in a new user namespace. The helpers, each a
-// fork and exec of a setuid binary, run in parallel.
-func (p *Plan) Apply(pid int) error {
+// Start writes the maps of process pid, which must be in a new user namespace: directly, or by
+// starting the helpers, which run in parallel (each is a fork and exec of a setuid binary). Their
+// messages go to this process's stderr. The returned helpers must be waited for with Wait before
+// the process may rely on its maps; they may be waited for after an exec.
+func (p *Plan) Start(pid int) (Helpers, error) {
 	pidStr := strconv.Itoa(pid)
-	uid, err := p.uid.start(pidStr)
-	if err != nil {
-		return err
+	var hs Helpers
+	for _, w := range []*write{&p.uid, &p.gid} {
+		if w.helper == "" {
+			if err := w.writeDirect(pidStr); err != nil {
+				return hs, err
+			}
+			continue
+		}
+		argv := append([]string{w.helper, pidStr}, w.args...)
+		child, err := syscall.ForkExec(w.helper, argv, &syscall.ProcAttr{
+			Env:   []string{},
+			Files: []uintptr{uintptr(unix.Stdin), uintptr(unix.Stdout), uintptr(unix.Stderr)},
+		})
+		if err != nil {
+			return hs, fmt.Errorf("map ids: run %s: %w", w.helper, err)
+		}
+		hs = append(hs, Helper{Name: filepath.Base(w.helper), Pid: child})
 	}
-	gid, gerr := p.gid.start(pidStr)
-	return errors.Join(uid.wait(), gerr, gid.wait())
+	return hs, nil
 }
 
-// running is a started helper, or the result of a direct write.
-type running struct {
-	w      *write
-	pid    int
-	output *os.File
-	err    error
+// Helper is a started newuidmap or newgidmap.
+type Helper struct {
+	Name string
+	Pid  int
 }
 
-func (w *write) start(pid string) (running, error) {
-	if w.helper == "" {
-		return running{err: w.writeDirect(pid)}, nil
+// Helpers are the helpers writing one process's maps.
+type Helpers []Helper
+
+// String encodes hs for an environment variable: "newuidmap:123,newgidmap:124".
+func (hs Helpers) String() string {
+	parts := make([]string, len(hs))
+	for i, h := range hs {
+		parts[i] = h.Name + ":" + strconv.Itoa(h.Pid)
 	}
-	r, out, err := os.Pipe()
-	if err != nil {
-		return running{}, err
-	}
-	defer out.Close()
-	argv := append([]string{w.helper, pid}, w.args...)
-	child, err := syscall.ForkExec(w.helper, argv, &syscall.ProcAttr{
-		Env:   []string{},
-		Files: []uintptr{uintptr(unix.Stdin), out.Fd(), out.Fd()},
-	})
-	if err != nil {
-		r.Close()
-		return running{}, fmt.Errorf("map ids: run %s: %w", w.helper, err)
-	}
-	return running{w: w, pid: child, output: r}, nil
+	return strings.Join(parts, ",")
 }
 
-func (r running) wait() error {
-	if r.w == nil {
-		return r.err
+// ParseHelpers decodes String's form.
+func ParseHelpers(s string) (Helpers, error) {
+	var hs Helpers
+	for _, part := range strings.Split(s, ",") {
+		if part == "" {
+			continue
+		}
+		name, pid, ok := strings.Cut(part, ":")
+		n, err := strconv.Atoi(pid)
+		if !ok || err != nil || n <= 0 {
+			return nil, fmt.Errorf("bad id map helper %q", part)
+		}
+		hs = append(hs, Helper{Name: name, Pid: n})
 	}
-	defer r.output.Close()
-	var ws syscall.WaitStatus
-	for {
-		_, err := syscall.Wait4(r.pid, &ws, 0, nil)
-		if err != syscall.EINTR {
-			break
+	return hs, nil
+}
+
+// Wait waits for every helper, which must be children of this process, and fails unless all
+// succeeded.
+func (hs Helpers) Wait() error {
+	var errs []error
+	for _, h := range hs {
+		var ws syscall.WaitStatus
+		var err error
+		for {
+			if _, err = syscall.Wait4(h.Pid, &ws, 0, nil); err != syscall.EINTR {
+				break
+			}
+		}
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("map ids: wait for %s: %w", h.Name, err))
+		case !ws.Exited() || ws.ExitStatus() != 0:
+			errs = append(errs, fmt.Errorf("map ids: %s failed (status %d): check the ranges in /etc/subuid and /etc/subgid", h.Name, exitStatus(ws)))
 		}
 	}
-	if ws.Exited() && ws.ExitStatus() == 0 {
-		return nil
+	return errors.Join(errs...)
+}
+
+func exitStatus(ws syscall.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
 	}
-	var out bytes.Buffer
-	out.ReadFrom(r.output)
-	return fmt.Errorf("map ids: %s %s: exit status %d: %s (check the ranges in /etc/subuid and /etc/subgid)",
-		r.w.helper, strings.Join(r.w.args, " "), ws.ExitStatus(), strings.TrimSpace(out.String()))
+	return ws.ExitStatus()
 }
 
 func (w *write) writeDirect(pid string) error {
