@@ -4,8 +4,6 @@
 package imageindex
 
 import (
-	// go-digest validates only algorithms whose hash is linked in.
-	_ "crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,8 +13,6 @@ import (
 	"strings"
 
 	"github.com/kite-runtime/kite/pkg/poddir"
-	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -29,9 +25,9 @@ type Record struct {
 	Name string `json:"name"`
 	// ManifestDigest is the digest of the source manifest the image was fetched by; records are
 	// found by it.
-	ManifestDigest digest.Digest `json:"manifestDigest"`
+	ManifestDigest string `json:"manifestDigest"`
 	// Config is the image's runtime configuration (Entrypoint, Cmd, Env, WorkingDir, User...).
-	Config ocispec.ImageConfig `json:"config"`
+	Config ImageConfig `json:"config"`
 	// Driver is the store's graph driver ("overlay").
 	Driver string `json:"driver"`
 	// OverlayHome is the overlay driver's directory; Layers' Link entries are relative to it.
@@ -44,6 +40,22 @@ type Record struct {
 	GIDMap []specs.LinuxIDMapping `json:"gidMap"`
 }
 
+// ImageConfig is the part of an OCI image configuration's "config" object that kite uses to run
+// the image, under image-spec's JSON names. kite-image fills it from image-spec's own type; kite
+// keeps this copy so that `kite run` does not link image-spec's digest package, whose regular
+// expressions and hash registrations cost about a millisecond at every start.
+type ImageConfig struct {
+	User         string              `json:"User,omitempty"`
+	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
+	Env          []string            `json:"Env,omitempty"`
+	Entrypoint   []string            `json:"Entrypoint,omitempty"`
+	Cmd          []string            `json:"Cmd,omitempty"`
+	Volumes      map[string]struct{} `json:"Volumes,omitempty"`
+	WorkingDir   string              `json:"WorkingDir,omitempty"`
+	Labels       map[string]string   `json:"Labels,omitempty"`
+	StopSignal   string              `json:"StopSignal,omitempty"`
+}
+
 // Layer is one stored layer.
 type Layer struct {
 	ID   string `json:"id"`
@@ -54,16 +66,32 @@ type Layer struct {
 // ErrNotFound means no record exists for a manifest digest.
 var ErrNotFound = errors.New("image not stored")
 
-func recordPath(imagesDir string, d digest.Digest) (string, error) {
-	if err := d.Validate(); err != nil {
-		return "", fmt.Errorf("invalid manifest digest %q: %w", d, err)
+func recordPath(imagesDir, d string) (string, error) {
+	if !ValidDigest(d) {
+		return "", fmt.Errorf("invalid manifest digest %q: want sha256: and 64 lowercase hex digits", d)
 	}
-	return filepath.Join(imagesDir, d.Algorithm().String()+"-"+d.Encoded()+".json"), nil
+	alg, hex, _ := strings.Cut(d, ":")
+	return filepath.Join(imagesDir, alg+"-"+hex+".json"), nil
+}
+
+// ValidDigest reports whether d is a sha256 digest in its canonical form, the only kind the
+// stores kite fills use to name manifests.
+func ValidDigest(d string) bool {
+	hex, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(hex) != 64 {
+		return false
+	}
+	for _, c := range hex {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Lookup reads the record of the image fetched by manifest digest d, checking that its layers are
 // still in the store.
-func Lookup(imagesDir string, d digest.Digest) (*Record, error) {
+func Lookup(imagesDir, d string) (*Record, error) {
 	p, err := recordPath(imagesDir, d)
 	if err != nil {
 		return nil, err

@@ -5,16 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // ManifestDigestOfLayout finds, without the image libraries, the digest of the manifest that an
 // "oci:PATH[:REF]" reference names, so that a stored copy can be found without a fetch. It returns
 // false whenever the answer is not certain; the caller then fetches, and the fetch reports any
 // error in the user's input with the image library's full explanation.
-func ManifestDigestOfLayout(ref string) (digest.Digest, bool) {
+func ManifestDigestOfLayout(ref string) (string, bool) {
 	transport, rest, ok := trimTransport(ref)
 	if !ok || transport != "oci" {
 		return "", false
@@ -23,22 +20,28 @@ func ManifestDigestOfLayout(ref string) (digest.Digest, bool) {
 	if dir == "" || strings.HasPrefix(name, "@") {
 		return "", false
 	}
-	data, err := os.ReadFile(filepath.Join(dir, ocispec.ImageIndexFile))
+	data, err := os.ReadFile(filepath.Join(dir, "index.json"))
 	if err != nil {
 		return "", false
 	}
-	var index ocispec.Index
+	// The fields of image-spec's index and descriptor that name an image.
+	var index struct {
+		Manifests []struct {
+			Digest      string            `json:"digest"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"manifests"`
+	}
 	if err := json.Unmarshal(data, &index); err != nil {
 		return "", false
 	}
-	var found []ocispec.Descriptor
+	var found []string
 	for _, m := range index.Manifests {
-		if name == "" || m.Annotations[ocispec.AnnotationRefName] == name {
-			found = append(found, m)
+		if name == "" || m.Annotations["org.opencontainers.image.ref.name"] == name {
+			found = append(found, m.Digest)
 		}
 	}
-	if len(found) != 1 || found[0].Digest.Validate() != nil {
+	if len(found) != 1 || !ValidDigest(found[0]) {
 		return "", false
 	}
-	return found[0].Digest, true
+	return found[0], true
 }

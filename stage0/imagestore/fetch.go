@@ -14,6 +14,7 @@ import (
 	"github.com/kite-runtime/kite/stage0/datadir"
 	"github.com/kite-runtime/kite/stage0/imageindex"
 	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/manifest"
@@ -316,8 +317,8 @@ func (s *Store) record(ctx context.Context, sys *types.SystemContext, ref types.
 	rec := &imageindex.Record{
 		ID:             img.ID,
 		Name:           name,
-		ManifestDigest: manifestDigest,
-		Config:         config.Config,
+		ManifestDigest: manifestDigest.String(),
+		Config:         runConfig(config.Config),
 		Driver:         driver.String(),
 		UIDMap:         s.UIDs,
 		GIDMap:         s.GIDs,
@@ -356,4 +357,12 @@ func (s *Store) record(ctx context.Context, sys *types.SystemContext, ref types.
 		return nil, fmt.Errorf("the store uses the %s driver, which kite does not support", rec.Driver)
 	}
 	return rec, nil
+}
+
+// runConfig copies what kite uses to run an image from its OCI configuration.
+func runConfig(c imgspecv1.ImageConfig) imageindex.ImageConfig {
+	return imageindex.ImageConfig{
+		User: c.User, ExposedPorts: c.ExposedPorts, Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd,
+		Volumes: c.Volumes, WorkingDir: c.WorkingDir, Labels: c.Labels, StopSignal: c.StopSignal,
+	}
 }

@@ -197,7 +197,7 @@ func TestWriteLayout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := digest.FromBytes(m); got != want {
+		if got := digest.FromBytes(m).String(); got != want {
 			t.Errorf("%s: manifest digest %s, ManifestDigestOfLayout %s", imageRef, got, want)
 		}
 	}

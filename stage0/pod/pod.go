@@ -3,7 +3,6 @@
 package pod
 
 import (
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -37,7 +36,9 @@ type Pod struct {
 // New allocates a random (version 4, RFC 9562) pod UUID; its short form names the default hostname.
 func New() (string, error) {
 	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	// getrandom(2) directly: crypto/rand would link the FIPS DRBG, whose initialisation costs
+	// milliseconds at every start of kite.
+	if _, err := unix.Getrandom(b[:], 0); err != nil {
 		return "", fmt.Errorf("allocate a pod UUID: %w", err)
 	}
 	b[6] = b[6]&0x0f | 0x40
@@ -81,7 +82,7 @@ func Create(d datadir.Dir, id, imageRef string, rec *imageindex.Record, s *specs
 	}
 	podDoc := poddir.Pod{
 		SchemaVersion: poddir.SchemaVersion, UUID: id, Hostname: s.Hostname, Created: time.Now().UTC(),
-		Apps: []poddir.App{{Name: appName(rec), Image: imageRef, ImageID: rec.ID, ManifestDigest: rec.ManifestDigest.String()}},
+		Apps: []poddir.App{{Name: appName(rec), Image: imageRef, ImageID: rec.ID, ManifestDigest: rec.ManifestDigest}},
 	}
 	running := d.PodsIn(StateRun)
 	final := filepath.Join(running, id)

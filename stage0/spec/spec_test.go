@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/kite-runtime/kite/stage0/imageindex"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,7 +31,7 @@ const passwd = "root:x:0:0:root:/root:/bin/sh\nkiteuser:x:1000:1000:kite user:/h
 const group = "root:x:0:\nkiteuser:x:1000:\nkitegroup:x:2000:kiteuser\n"
 
 func TestArgs(t *testing.T) {
-	img := ocispec.ImageConfig{Entrypoint: []string{"/entry"}, Cmd: []string{"default"}}
+	img := imageindex.ImageConfig{Entrypoint: []string{"/entry"}, Cmd: []string{"default"}}
 	tests := []struct {
 		name string
 		opts Options
