@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 
 	"github.com/kite-runtime/kite/pkg/exitcode"
 	"github.com/kite-runtime/kite/stage0/datadir"
@@ -34,32 +36,17 @@ func storedImage(d datadir.Dir, ref string, insecure map[string]bool, debug bool
 // fetch runs kite-image, which links the image and storage libraries kite itself stays free of,
 // and reads the record of the stored image from its stdout. It prints its own errors.
 func fetch(d datadir.Dir, ref string, insecure map[string]bool, debug bool) (*imageindex.Record, error) {
-	helper, err := libexecPath("kite-image")
-	if err != nil {
-		return nil, err
-	}
-	args := []string{"--dir", d.Root}
-	if debug {
-		args = append(args, "--debug")
-	}
+	args := []string{}
 	if insecure["image"] {
 		args = append(args, "--insecure-options", "image")
 	}
-	args = append(args, "fetch", ref)
-	slog.Debug("fetching", "helper", helper, "args", args)
-	var out bytes.Buffer
-	cmd := exec.Command(helper, args...)
-	cmd.Stdout, cmd.Stderr = &out, os.Stderr
-	if err := cmd.Run(); err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			// kite-image has explained the failure on stderr already.
-			return nil, &exitcode.CodedError{Code: exitcode.Failed, Err: errSilent}
-		}
-		return nil, fmt.Errorf("fetch %s: %w", ref, err)
+	slog.Debug("fetching", "ref", ref)
+	out, err := runImageHelper(d, debug, append(args, "fetch", ref)...)
+	if err != nil {
+		return nil, err
 	}
 	var rec imageindex.Record
-	if err := json.Unmarshal(out.Bytes(), &rec); err != nil {
+	if err := json.Unmarshal(out, &rec); err != nil {
 		return nil, fmt.Errorf("fetch %s: read the image record from kite-image: %w", ref, err)
 	}
 	return &rec, nil
@@ -67,3 +54,46 @@ func fetch(d datadir.Dir, ref string, insecure map[string]bool, debug bool) (*im
 
 // errSilent marks a failure that was reported already.
 var errSilent = errors.New("")
+
+// podCopy makes pod id's own copy of the image in a store without overlayfs, through kite-image,
+// and returns its directory.
+func podCopy(d datadir.Dir, id string, rec *imageindex.Record, debug bool) (string, error) {
+	out, err := runImageHelper(d, debug, "rootfs", "--pod", id, rec.ID)
+	if err != nil {
+		return "", err
+	}
+	dir := strings.TrimSpace(string(out))
+	if !filepath.IsAbs(dir) {
+		return "", fmt.Errorf("copy the image for pod %s: kite-image printed %q, not a directory", id, dir)
+	}
+	return dir, nil
+}
+
+// removePodCopy deletes what podCopy made, for a pod that never ran.
+func removePodCopy(d datadir.Dir, id string, debug bool) {
+	runImageHelper(d, debug, "rm-rootfs", "--pod", id)
+}
+
+// runImageHelper runs kite-image with args after its global flags and returns its stdout. It
+// prints its own errors.
+func runImageHelper(d datadir.Dir, debug bool, args ...string) ([]byte, error) {
+	helper, err := libexecPath("kite-image")
+	if err != nil {
+		return nil, err
+	}
+	global := []string{"--dir", d.Root}
+	if debug {
+		global = append(global, "--debug")
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(helper, append(global, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return nil, &exitcode.CodedError{Code: exitcode.Failed, Err: errSilent}
+		}
+		return nil, fmt.Errorf("run %s: %w", helper, err)
+	}
+	return out.Bytes(), nil
+}

@@ -100,8 +100,17 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := pod.Create(d, id, image, rec, s)
+	var copyDir string
+	if rec.Driver == "vfs" {
+		if copyDir, err = podCopy(d, id, rec, c.Bool("debug")); err != nil {
+			return err
+		}
+	}
+	p, err := pod.Create(d, id, image, rec, copyDir, s)
 	if err != nil {
+		if copyDir != "" {
+			removePodCopy(d, id, c.Bool("debug"))
+		}
 		return err
 	}
 	return pod.Exec(stage1, p, s)

@@ -54,10 +54,13 @@ type App struct {
 	ManifestDigest string `json:"manifestDigest"` // digest of the manifest it was fetched by
 }
 
-// Rootfs is rootfs.json.
+// Rootfs is rootfs.json: exactly one of Overlay and Bind is set.
 type Rootfs struct {
 	SchemaVersion int      `json:"schemaVersion"`
 	Overlay       *Overlay `json:"overlay,omitempty"`
+	// Bind is a complete, private root filesystem directory to bind-mount: the pod's copy of the
+	// image in a store that cannot use overlayfs (the vfs driver).
+	Bind string `json:"bind,omitempty"`
 }
 
 // Overlay describes an overlayfs root: the stored layers, read-only, under a per-pod upper dir.

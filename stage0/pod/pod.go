@@ -50,9 +50,10 @@ func New() (string, error) {
 // ShortID is the first eight hex digits of a pod UUID.
 func ShortID(id string) string { return id[:8] }
 
-// Create writes the pod directory for one app and moves it into the run state. On failure nothing
-// is left behind.
-func Create(d datadir.Dir, id, imageRef string, rec *imageindex.Record, s *specs.Spec) (_ *Pod, err error) {
+// Create writes the pod directory for one app and moves it into the run state. copyDir is the
+// pod's own copy of the image for a store without overlayfs (rec.Driver "vfs"), else empty. On
+// failure nothing is left behind.
+func Create(d datadir.Dir, id, imageRef string, rec *imageindex.Record, copyDir string, s *specs.Spec) (_ *Pod, err error) {
 	embryos := d.PodsIn(StateEmbryo)
 	if err := os.MkdirAll(embryos, 0o700); err != nil {
 		return nil, fmt.Errorf("create pod: %w", err)
@@ -87,7 +88,7 @@ func Create(d datadir.Dir, id, imageRef string, rec *imageindex.Record, s *specs
 	running := d.PodsIn(StateRun)
 	final := filepath.Join(running, id)
 	// stage1 finds the upper and work dirs where the pod will be once it runs.
-	layers, err := rootfsDoc(rec, final)
+	layers, err := rootfsDoc(rec, copyDir, final)
 	if err != nil {
 		return nil, err
 	}
@@ -109,9 +110,16 @@ func Create(d datadir.Dir, id, imageRef string, rec *imageindex.Record, s *specs
 	return &Pod{UUID: id, Dir: final, Lock: lock}, nil
 }
 
-func rootfsDoc(rec *imageindex.Record, dir string) (*poddir.Rootfs, error) {
-	if rec.Driver != "overlay" {
-		return nil, fmt.Errorf("create pod: images stored with the %q driver cannot be run yet; remove %s to let kite use overlay", rec.Driver, filepath.Dir(rec.OverlayHome))
+func rootfsDoc(rec *imageindex.Record, copyDir, dir string) (*poddir.Rootfs, error) {
+	switch rec.Driver {
+	case "vfs":
+		if copyDir == "" {
+			return nil, errors.New("create pod: the image is stored without overlayfs and the pod has no copy of it")
+		}
+		return &poddir.Rootfs{SchemaVersion: poddir.SchemaVersion, Bind: copyDir}, nil
+	case "overlay":
+	default:
+		return nil, fmt.Errorf("create pod: images stored with the %q driver cannot be run", rec.Driver)
 	}
 	o := &poddir.Overlay{
 		Home:  rec.OverlayHome,

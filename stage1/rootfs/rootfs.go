@@ -48,9 +48,15 @@ func Setup(mounts []specs.Mount, readonly bool, layers *poddir.Rootfs, dir strin
 }
 
 func mountRoot(layers *poddir.Rootfs, dir string) error {
+	if layers.Bind != "" {
+		if err := unix.Mount(layers.Bind, dir, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("mount the root filesystem: bind %s on %s: %w", layers.Bind, dir, err)
+		}
+		return nil
+	}
 	o := layers.Overlay
 	if o == nil {
-		return errors.New("mount the root filesystem: rootfs.json describes no overlay")
+		return errors.New("mount the root filesystem: rootfs.json describes neither an overlay nor a directory")
 	}
 	// The lower entries are short names relative to Home: mount(2) takes its options in one page,
 	// which absolute paths of a long layer chain would overflow.

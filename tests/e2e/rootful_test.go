@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestRootful runs pods as root: kite still isolates them in a user namespace, with the identity
@@ -31,4 +35,46 @@ func TestRootful(t *testing.T) {
 	})
 	t.Run("layers", func(t *testing.T) { checkLayers(t, dir) })
 	t.Run("user", func(t *testing.T) { checkUser(t, decodeInfo(t, runImage(t, dir, layoutRef("user")))) })
+}
+
+// TestRootfulVFS keeps the data directory on an overlayfs mount, where the store cannot use
+// overlayfs itself and falls back to the vfs driver: each pod then runs on its own copy of the
+// image, which must show the same files, owners, whiteouts and opaque directories. Mounting the
+// overlay needs root.
+func TestRootfulVFS(t *testing.T) {
+	needRoot(t)
+	base := newScratchDir(t, "vfs-")
+	for _, d := range []string{"lower", "upper", "work", "mnt"} {
+		if err := os.Mkdir(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mnt := filepath.Join(base, "mnt")
+	opts := "lowerdir=" + filepath.Join(base, "lower") + ",upperdir=" + filepath.Join(base, "upper") + ",workdir=" + filepath.Join(base, "work")
+	if err := unix.Mount("overlay", mnt, "overlay", 0, opts); err != nil {
+		t.Fatalf("mount an overlay for the data directory: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	dir := filepath.Join(mnt, "data")
+
+	checkLayers(t, dir)
+	if _, err := os.Stat(filepath.Join(dir, "storage", "vfs")); err != nil {
+		t.Fatalf("the store did not fall back to vfs: %v", err)
+	}
+	pods, err := filepath.Glob(filepath.Join(dir, "pods", "run", "*", "rootfs.json"))
+	if err != nil || len(pods) == 0 {
+		t.Fatalf("no pod directories: %v", err)
+	}
+	data, err := os.ReadFile(pods[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"bind"`) || strings.Contains(string(data), `"overlay"`) {
+		t.Errorf("rootfs.json of a vfs pod = %s, want a bind-mounted copy", data)
+	}
+	// Each pod has its own copy: a file one pod writes is not in the next pod's root.
+	wantCode(t, runImage(t, dir, layoutRef("busybox"), "sh", "-c", "echo x > /written"), 0, "write in one pod")
+	if r := runImage(t, dir, layoutRef("busybox"), "test", "-e", "/written"); r.Code != 1 {
+		t.Errorf("a file written in one pod is visible in another (test -e exited %d)", r.Code)
+	}
 }
