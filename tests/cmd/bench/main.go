@@ -72,6 +72,10 @@ func run(bin, images, out string, runs int) error {
 		commands = append(commands, podman)
 	}
 	results, err := hyperfine(scratch, commands, runs)
+	if len(commands) > 2 {
+		// Rootless podman leaves a pause process behind to keep its user namespace; stop it.
+		exec.Command("podman", "system", "migrate").Run()
+	}
 	if err != nil {
 		return err
 	}
@@ -198,9 +202,9 @@ func writeReport(out string, results []measured, rss map[string]int, notes []str
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			fmt.Fprintf(&b, "| %s | %.1f MiB |\n", n, float64(rss[n])/1024)
+			fmt.Fprintf(&b, "| %s | %d KiB |\n", n, rss[n])
 		}
-		fmt.Fprintf(&b, "| total | %.1f MiB |\n", float64(total)/1024)
+		fmt.Fprintf(&b, "| total | %d KiB (%.2f MiB) |\n", total, float64(total)/1024)
 	}
 	for _, n := range notes {
 		fmt.Fprintf(&b, "\nNote: %s\n", n)
