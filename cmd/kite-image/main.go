@@ -184,7 +184,7 @@ func (c *command) execute() error {
 }
 
 func (c *command) fetch(ctx context.Context) error {
-	policyPath, err := imagestore.DefaultPolicyPath()
+	policyPath, err := datadir.PolicyFile()
 	if err != nil && !c.insecure.Image {
 		return err
 	}

@@ -3,7 +3,6 @@
 package datadir
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -16,21 +15,35 @@ type Dir struct {
 	Root string
 }
 
-// Default is $XDG_DATA_HOME/kite, falling back to ~/.local/share/kite. HOME comes from the password
-// database when the environment has none, as under a bare systemd unit.
+// Default is $XDG_DATA_HOME/kite, falling back to ~/.local/share/kite.
 func Default() (string, error) {
-	if x := os.Getenv("XDG_DATA_HOME"); filepath.IsAbs(x) {
+	return xdgDir("XDG_DATA_HOME", filepath.Join(".local", "share"), "data directory")
+}
+
+// PolicyFile is $XDG_CONFIG_HOME/kite/policy.json, falling back to ~/.config/kite/policy.json.
+func PolicyFile() (string, error) {
+	dir, err := xdgDir("XDG_CONFIG_HOME", ".config", "signature policy")
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "policy.json"), nil
+}
+
+// xdgDir is $env/kite, or ~/fallback/kite where env is unset. HOME comes from the password
+// database when the environment has none, as under a bare systemd unit.
+func xdgDir(env, fallback, what string) (string, error) {
+	if x := os.Getenv(env); filepath.IsAbs(x) {
 		return filepath.Join(x, "kite"), nil
 	}
 	home := os.Getenv("HOME")
 	if !filepath.IsAbs(home) {
 		u, err := user.LookupId(strconv.Itoa(os.Getuid()))
 		if err != nil || !filepath.IsAbs(u.HomeDir) {
-			return "", errors.New("find the data directory: neither XDG_DATA_HOME nor HOME is set and the password database has no home for this user; pass --dir")
+			return "", fmt.Errorf("find the %s: neither %s nor HOME is set and the password database has no home for this user", what, env)
 		}
 		home = u.HomeDir
 	}
-	return filepath.Join(home, ".local", "share", "kite"), nil
+	return filepath.Join(home, fallback, "kite"), nil
 }
 
 // New returns the layout below root, which must be absolute.

@@ -4,10 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"strings"
 
 	"go.podman.io/image/v5/signature"
@@ -45,23 +41,6 @@ func ParseInsecureOptions(list string) (InsecureOptions, error) {
 		}
 	}
 	return o, nil
-}
-
-// DefaultPolicyPath is $XDG_CONFIG_HOME/kite/policy.json, falling back to ~/.config/kite/policy.json
-// with HOME from the password database when the environment has none.
-func DefaultPolicyPath() (string, error) {
-	if x := os.Getenv("XDG_CONFIG_HOME"); filepath.IsAbs(x) {
-		return filepath.Join(x, "kite", "policy.json"), nil
-	}
-	home := os.Getenv("HOME")
-	if !filepath.IsAbs(home) {
-		u, err := user.LookupId(strconv.Itoa(os.Getuid()))
-		if err != nil || !filepath.IsAbs(u.HomeDir) {
-			return "", errors.New("find the signature policy: neither XDG_CONFIG_HOME nor HOME is set and the password database has no home for this user")
-		}
-		home = u.HomeDir
-	}
-	return filepath.Join(home, ".config", "kite", "policy.json"), nil
 }
 
 // Policy is the signature policy a fetch is checked against, and where it came from so a

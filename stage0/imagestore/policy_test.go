@@ -37,18 +37,6 @@ func TestParseInsecureOptions(t *testing.T) {
 	}
 }
 
-func TestDefaultPolicyPath(t *testing.T) {
-	t.Setenv("XDG_CONFIG_HOME", "/xdg")
-	t.Setenv("HOME", "/home/u")
-	if p, _ := DefaultPolicyPath(); p != "/xdg/kite/policy.json" {
-		t.Errorf("with XDG_CONFIG_HOME: %s", p)
-	}
-	t.Setenv("XDG_CONFIG_HOME", "relative")
-	if p, _ := DefaultPolicyPath(); p != "/home/u/.config/kite/policy.json" {
-		t.Errorf("with a relative XDG_CONFIG_HOME: %s", p)
-	}
-}
-
 // TestLoadPolicy checks which policy decides, by evaluating it on the test layout.
 func TestLoadPolicy(t *testing.T) {
 	dir := t.TempDir()

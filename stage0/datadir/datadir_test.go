@@ -1,0 +1,40 @@
+package datadir
+
+import (
+	"os"
+	"strconv"
+	"testing"
+)
+
+func TestDefaultAndPolicyFile(t *testing.T) {
+	t.Setenv("XDG_DATA_HOME", "/xdg-data")
+	t.Setenv("XDG_CONFIG_HOME", "/xdg-config")
+	t.Setenv("HOME", "/home/u")
+	if d, _ := Default(); d != "/xdg-data/kite" {
+		t.Errorf("Default with XDG_DATA_HOME = %s", d)
+	}
+	if p, _ := PolicyFile(); p != "/xdg-config/kite/policy.json" {
+		t.Errorf("PolicyFile with XDG_CONFIG_HOME = %s", p)
+	}
+	// A relative XDG variable is ignored, as the XDG base directory specification says.
+	t.Setenv("XDG_DATA_HOME", "relative")
+	t.Setenv("XDG_CONFIG_HOME", "")
+	if d, _ := Default(); d != "/home/u/.local/share/kite" {
+		t.Errorf("Default from HOME = %s", d)
+	}
+	if p, _ := PolicyFile(); p != "/home/u/.config/kite/policy.json" {
+		t.Errorf("PolicyFile from HOME = %s", p)
+	}
+}
+
+func TestHomeFromPasswd(t *testing.T) {
+	t.Setenv("XDG_DATA_HOME", "")
+	t.Setenv("HOME", "")
+	d, err := Default()
+	if err != nil {
+		t.Fatalf("Default without HOME (uid %s): %v", strconv.Itoa(os.Getuid()), err)
+	}
+	if d == "" || d[0] != '/' {
+		t.Errorf("Default without HOME = %q, want an absolute path from the password database", d)
+	}
+}
