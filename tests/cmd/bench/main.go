@@ -206,6 +206,24 @@ func writeReport(out string, results []measured, rss map[string]int, notes []str
 		}
 		fmt.Fprintf(&b, "| total | %d KiB (%.2f MiB) |\n", total, float64(total)/1024)
 	}
+	fmt.Fprintf(&b, "\n## Against the targets\n\n| target | measured | met |\n|---|---|---|\n")
+	for _, r := range results[1:] {
+		switch {
+		case strings.HasPrefix(r.Command, "bwrap "):
+			ratio := kiteMedian / r.Median
+			fmt.Fprintf(&b, "| `kite run` median ≤ 3× bubblewrap's | %.2f× | %s |\n", ratio, yesNo(ratio <= 3))
+		case strings.HasPrefix(r.Command, "podman "):
+			ratio := r.Median / kiteMedian
+			fmt.Fprintf(&b, "| `kite run` ≥ 10× faster than podman | %.1f× | %s |\n", ratio, yesNo(ratio >= 10))
+		}
+	}
+	if rss != nil {
+		total := 0
+		for _, kb := range rss {
+			total += kb
+		}
+		fmt.Fprintf(&b, "| monitor + init resident memory < 6 MiB | %.2f MiB | %s |\n", float64(total)/1024, yesNo(total < 6*1024))
+	}
 	for _, n := range notes {
 		fmt.Fprintf(&b, "\nNote: %s\n", n)
 	}
@@ -348,4 +366,11 @@ func removeAll(dir string) {
 		return nil
 	})
 	os.RemoveAll(dir)
+}
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "no"
 }
