@@ -3,9 +3,8 @@
 // everything else (the /etc/subuid ranges) goes through the setuid helpers newuidmap and newgidmap
 // from the uidmap package, which check the ranges against /etc/subuid and /etc/subgid.
 //
-// Writing is split so that it overlaps with other work: Prepare finds the helpers before the pod's
-// init is forked, Start writes directly or starts the helpers once it exists, and Wait, which may
-// run in the process the starter exec'd into, collects the helpers' results.
+// Writing is split in two: Prepare, before the pod's init is forked, does all that allocates (the
+// init shares the writer's memory copy-on-write until it execs), and Apply writes the maps.
 package idmap
 
 import (
@@ -87,18 +86,16 @@ func plan(file, tool string, m []specs.LinuxIDMapping, direct, deny bool) (write
 	return w, nil
 }
 
-// Start writes the maps of process pid, which must be in a new user namespace: directly, or by
-// starting the helpers, which run in parallel (each is a fork and exec of a setuid binary). Their
-// messages go to this process's stderr. The returned helpers must be waited for with Wait before
-// the process may rely on its maps; they may be waited for after an exec.
-func (p *Plan) Start(pid int) (Helpers, error) {
+// Apply writes the maps of process pid, which must be in a new user namespace: directly, or with
+// the helpers, which run in parallel (each is a fork and exec of a setuid binary) and print their
+// own messages to this process's stderr.
+func (p *Plan) Apply(pid int) error {
 	pidStr := strconv.Itoa(pid)
-	var hs Helpers
+	var started []helper
+	var errs []error
 	for _, w := range []*write{&p.uid, &p.gid} {
 		if w.helper == "" {
-			if err := w.writeDirect(pidStr); err != nil {
-				return hs, err
-			}
+			errs = append(errs, w.writeDirect(pidStr))
 			continue
 		}
 		argv := append([]string{w.helper, pidStr}, w.args...)
@@ -107,68 +104,38 @@ func (p *Plan) Start(pid int) (Helpers, error) {
 			Files: []uintptr{uintptr(unix.Stdin), uintptr(unix.Stdout), uintptr(unix.Stderr)},
 		})
 		if err != nil {
-			return hs, fmt.Errorf("map ids: run %s: %w", w.helper, err)
-		}
-		hs = append(hs, Helper{Name: filepath.Base(w.helper), Pid: child})
-	}
-	return hs, nil
-}
-
-// Helper is a started newuidmap or newgidmap.
-type Helper struct {
-	Name string
-	Pid  int
-}
-
-// Helpers are the helpers writing one process's maps.
-type Helpers []Helper
-
-// String encodes hs for an environment variable: "newuidmap:123,newgidmap:124".
-func (hs Helpers) String() string {
-	parts := make([]string, len(hs))
-	for i, h := range hs {
-		parts[i] = h.Name + ":" + strconv.Itoa(h.Pid)
-	}
-	return strings.Join(parts, ",")
-}
-
-// ParseHelpers decodes String's form.
-func ParseHelpers(s string) (Helpers, error) {
-	var hs Helpers
-	for _, part := range strings.Split(s, ",") {
-		if part == "" {
+			errs = append(errs, fmt.Errorf("map ids: run %s: %w", w.helper, err))
 			continue
 		}
-		name, pid, ok := strings.Cut(part, ":")
-		n, err := strconv.Atoi(pid)
-		if !ok || err != nil || n <= 0 {
-			return nil, fmt.Errorf("bad id map helper %q", part)
-		}
-		hs = append(hs, Helper{Name: name, Pid: n})
+		started = append(started, helper{name: filepath.Base(w.helper), pid: child})
 	}
-	return hs, nil
-}
-
-// Wait waits for every helper, which must be children of this process, and fails unless all
-// succeeded.
-func (hs Helpers) Wait() error {
-	var errs []error
-	for _, h := range hs {
-		var ws syscall.WaitStatus
-		var err error
-		for {
-			if _, err = syscall.Wait4(h.Pid, &ws, 0, nil); err != syscall.EINTR {
-				break
-			}
-		}
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("map ids: wait for %s: %w", h.Name, err))
-		case !ws.Exited() || ws.ExitStatus() != 0:
-			errs = append(errs, fmt.Errorf("map ids: %s failed (status %d): check the ranges in /etc/subuid and /etc/subgid", h.Name, exitStatus(ws)))
-		}
+	for _, h := range started {
+		errs = append(errs, h.wait())
 	}
 	return errors.Join(errs...)
+}
+
+// helper is a started newuidmap or newgidmap.
+type helper struct {
+	name string
+	pid  int
+}
+
+func (h helper) wait() error {
+	var ws syscall.WaitStatus
+	var err error
+	for {
+		if _, err = syscall.Wait4(h.pid, &ws, 0, nil); err != syscall.EINTR {
+			break
+		}
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("map ids: wait for %s: %w", h.name, err)
+	case !ws.Exited() || ws.ExitStatus() != 0:
+		return fmt.Errorf("map ids: %s failed (status %d): check the ranges in /etc/subuid and /etc/subgid", h.name, exitStatus(ws))
+	}
+	return nil
 }
 
 func exitStatus(ws syscall.WaitStatus) int {

@@ -31,26 +31,3 @@ func TestOnlySelf(t *testing.T) {
 		}
 	}
 }
-
-func TestHelpersRoundTrip(t *testing.T) {
-	hs := Helpers{{Name: "newuidmap", Pid: 123}, {Name: "newgidmap", Pid: 124}}
-	got, err := ParseHelpers(hs.String())
-	if err != nil || len(got) != 2 || got[0] != hs[0] || got[1] != hs[1] {
-		t.Fatalf("ParseHelpers(%q) = %v, %v", hs.String(), got, err)
-	}
-	if got, err := ParseHelpers(""); err != nil || len(got) != 0 {
-		t.Errorf("ParseHelpers(\"\") = %v, %v; want none", got, err)
-	}
-	for _, bad := range []string{"newuidmap", "newuidmap:x", "newuidmap:-1", ":0"} {
-		if _, err := ParseHelpers(bad); err == nil {
-			t.Errorf("ParseHelpers(%q) accepted", bad)
-		}
-	}
-}
-
-func TestStartDirectAndWaitNothing(t *testing.T) {
-	// A plan with nothing to start waits for nothing.
-	if err := (Helpers{}).Wait(); err != nil {
-		t.Fatal(err)
-	}
-}

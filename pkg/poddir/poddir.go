@@ -29,9 +29,6 @@ const (
 	LockFdEnv  = "_KITE_LOCK_FD"
 	SyncFdEnv  = "_KITE_SYNC_FD"
 	InitPidEnv = "_KITE_INIT_PID" // host PID of the pod's init, forked by stage0, for the monitor
-	// IDMapHelpersEnv lists the newuidmap/newgidmap processes stage0 started to map the init's
-	// ids ("newuidmap:PID,..."); the monitor waits for them, then tells the init to go.
-	IDMapHelpersEnv = "_KITE_IDMAP_HELPERS"
 )
 
 // SchemaVersion is the version of every JSON document in this package.

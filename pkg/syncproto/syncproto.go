@@ -3,9 +3,9 @@
 // datagram, so no framing is needed and a closed peer reads as io.EOF.
 //
 //	step  direction  type      payload        meaning
-//	1     P -> C     mapped    -              C's uid/gid maps are written (P waited for the
-//	                                          helpers stage0 started); C, still stage0's fork,
-//	                                          execs the init, which gains its capabilities there
+//	1     P -> C     mapped    -              stage0 (P before it execs the monitor) wrote C's
+//	                                          uid/gid maps; C, still stage0's fork, execs the
+//	                                          init, which gains its capabilities there
 //	2     C -> P     started   pid            the app was exec'd; pid is its pid inside the pod
 //	2'    C -> P     error     code, message  setup failed before the app ran; C exits. P prints
 //	                                          the message once and exits with code (125/126/127)

@@ -16,10 +16,10 @@ import (
 )
 
 // Exec hands the pod to stage1 in this process: it forks the pod's init into the pod's
-// namespaces, starts writing the init's id maps, and execs `kite-stage1 run` (the monitor), which
-// waits for the maps, lets the init exec and supervises it. The fork happens immediately before the
-// exec, so no running process shares memory with it for long (copy-on-write faults), and the id
-// map helpers run while the monitor starts.
+// namespaces, writes the init's id maps, lets the init exec `kite-stage1 init`, and execs
+// `kite-stage1 run` (the monitor), which supervises it. The fork happens as late as possible, so
+// that little memory is shared copy-on-write with it, and the init's start overlaps with the
+// monitor's.
 // It only returns on failure.
 func Exec(stage1 string, p *Pod, s *specs.Spec) error {
 	// The init's parent-death signal is tied to the forking thread, which must be the one that
@@ -54,12 +54,14 @@ func Exec(stage1 string, p *Pod, s *specs.Spec) error {
 	if err != nil {
 		return fmt.Errorf("start pod %s: %w", p.UUID, err)
 	}
-	// Start mapping the init's ids; the helpers run while this process execs the monitor, which
-	// waits for them.
-	helpers, err := maps.Start(pid)
-	if err != nil {
+	// Map the init's ids and let it exec: its start then overlaps with the monitor's.
+	if err := maps.Apply(pid); err != nil {
 		unix.Kill(pid, unix.SIGKILL)
 		return err
+	}
+	if err := parent.Send(syncproto.Message{Type: syncproto.Mapped}); err != nil {
+		unix.Kill(pid, unix.SIGKILL)
+		return fmt.Errorf("start pod %s: %w", p.UUID, err)
 	}
 	keep := map[string]int{poddir.LockFdEnv: int(p.Lock.Fd()), poddir.SyncFdEnv: int(parent.File().Fd())}
 	for name, fd := range keep {
@@ -68,7 +70,7 @@ func Exec(stage1 string, p *Pod, s *specs.Spec) error {
 		}
 		env = append(env, name+"="+strconv.Itoa(fd))
 	}
-	env = append(env, poddir.InitPidEnv+"="+strconv.Itoa(pid), poddir.IDMapHelpersEnv+"="+helpers.String())
+	env = append(env, poddir.InitPidEnv+"="+strconv.Itoa(pid))
 	err = syscall.Exec(stage1, []string{"kite-stage1", "run", p.Dir}, env)
 	// The init reads end-of-file on its socket once this process exits, and exits too.
 	return fmt.Errorf("exec %s: %w", stage1, err)

@@ -1,6 +1,6 @@
 // Package monitor owns the pod's monitor: the process the caller started (stage0 exec'd into it),
-// which stays outside the pod. It waits for the id maps of the pod's init (which stage0 forked and
-// started mapping), lets the init go, relays the caller's signals, records the pod's end and exits with the app's status. It holds the
+// which stays outside the pod. It supervises the pod's init (which stage0 forked and mapped),
+// relays the caller's signals, records the pod's end and exits with the app's status. It holds the
 // pod's lock for the pod's whole life.
 package monitor
 
@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/kite-runtime/kite/pkg/exitcode"
-	"github.com/kite-runtime/kite/pkg/idmap"
 	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/pkg/syncproto"
 	"github.com/kite-runtime/kite/stage1/podinit"
@@ -48,18 +47,7 @@ func run(podDir string) (int, error) {
 	if err != nil || initPid <= 0 {
 		return exitcode.Failed, fmt.Errorf("read %s: the pod's init was not started (kite-stage1 is started by kite, not by hand)", poddir.InitPidEnv)
 	}
-	helpers, err := idmap.ParseHelpers(os.Getenv(poddir.IDMapHelpersEnv))
-	os.Unsetenv(poddir.IDMapHelpersEnv)
-	if err == nil {
-		err = helpers.Wait()
-	}
-	if err == nil {
-		err = parent.Send(syncproto.Message{Type: syncproto.Mapped})
-	}
-	code := exitcode.Failed
-	if err == nil {
-		code, err = supervise(parent, initPid, podDir, sigs)
-	}
+	code, err := supervise(parent, initPid, podDir, sigs)
 	if err != nil {
 		// The init may still be waiting for a message that will never come.
 		unix.Kill(initPid, unix.SIGKILL)
