@@ -1,7 +1,7 @@
 // Package podfork owns starting a pod's init: a fork into the pod's new namespaces that waits,
-// before its exec, until its uid and gid maps are written. stage0 forks just before it execs
-// stage1, so the fork shares no memory with a process that keeps running (no copy-on-write faults),
-// and the monitor, once exec'd, writes the maps.
+// before its exec, until its uid and gid maps are written. stage0 forks, maps and releases it just
+// before it execs stage1, so the fork shares memory copy-on-write with a running process only
+// briefly, and the init's start overlaps with the monitor's.
 package podfork
 
 import (
