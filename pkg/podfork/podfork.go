@@ -65,19 +65,20 @@ func CloseExtraFDs() error {
 }
 
 // Start starts the pod's init in new namespaces. It does not use os/exec: the child must wait,
-// before its exec, until the monitor has written its uid and gid maps. An exec as uid 0 of the new
+// before its exec, until its uid and gid maps are written. An exec as uid 0 of the new
 // user namespace gives the init its full capability set there (user_namespaces(7),
 // "Capabilities"); an exec before the maps exist, as os/exec would do, gives it none and would
 // cost a second exec once mapped.
 //
-// The child is a fork (no CLONE_VM: it gets a copy-on-write copy of the monitor's memory) and runs
+// The child is a fork (no CLONE_VM: it gets a copy-on-write copy of the caller's memory) and runs
 // nothing but raw system calls until it execs: in the copy, the Go runtime's other threads do not
 // exist, so it must not allocate, take locks or grow its stack. Signals stay blocked in it until
 // the init's Go runtime installs its handlers.
 //
 // The child: starts a session (so terminal signals reach the pod once, through the monitor), sets
 // SIGKILL as its parent-death signal, waits for one message on the sync socket (end-of-file means
-// the monitor is gone), clears close-on-exec on the socket and execs argv[0] with env.
+// its parent is gone), clears close-on-exec on the socket and execs argv[0] with env. The parent
+// must call Start from the thread that lives on: the parent-death signal fires when it exits.
 func Start(cloneFlags uintptr, argv, env []string, syncFd int) (int, error) {
 	path, err := syscall.BytePtrFromString(argv[0])
 	if err != nil {
