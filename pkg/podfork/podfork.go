@@ -72,8 +72,8 @@ func CloseExtraFDs() error {
 //
 // The child is a fork (no CLONE_VM: it gets a copy-on-write copy of the caller's memory) and runs
 // nothing but raw system calls until it execs: in the copy, the Go runtime's other threads do not
-// exist, so it must not allocate, take locks or grow its stack. Signals stay blocked in it until
-// the init's Go runtime installs its handlers.
+// exist, so it must not allocate, take locks or grow its stack. Signals stay blocked in it until it
+// has reset their dispositions, just before its exec.
 //
 // The child: starts a session (so terminal signals reach the pod once, through the monitor), sets
 // SIGKILL as its parent-death signal, waits for one message on the sync socket (end-of-file means
@@ -138,6 +138,15 @@ func forkInit(flags uintptr, a *childArgs) (int, syscall.Errno) {
 	var buf [128]byte
 	n, _, e := syscall.RawSyscall(syscall.SYS_READ, a.sync, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
 	if e == 0 && n > 0 {
+		// The init, and through it the app, starts as a new program should: every signal at its
+		// default disposition and none blocked. Dispositions first, so that a signal unblocked
+		// here can no longer reach the Go handlers of this copy of the parent.
+		var dfl [4]uint64 // struct sigaction, zero: SIG_DFL, no flags, empty mask
+		for sig := uintptr(1); sig <= 64; sig++ {
+			syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&dfl[0])), 0, 8, 0, 0)
+		}
+		var none uint64
+		syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&none)), 0, 8, 0, 0)
 		syscall.RawSyscall(syscall.SYS_FCNTL, a.sync, syscall.F_SETFD, 0)
 		syscall.RawSyscall(syscall.SYS_EXECVE, a.path, a.argv, a.env)
 	}

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -55,5 +57,27 @@ func TestZombieReaped(t *testing.T) {
 	wantCode(t, r, 0, "probe zombies")
 	if strings.TrimSpace(r.Stdout) != "0" {
 		t.Fatalf("zombies in the pod = %q, want 0 (the pod's init does not reap orphans)", strings.TrimSpace(r.Stdout))
+	}
+}
+
+// TestAppSignalDispositions checks the app starts as a new program should: no signal blocked, none
+// ignored, even when kite's own caller ignored some (as nohup does with SIGHUP), and a handler the
+// app installs for a signal the Go runtime does not unblock by itself (SIGUSR2) runs.
+func TestAppSignalDispositions(t *testing.T) {
+	dir := sharedDir(t, "busybox")
+	kite := filepath.Join(binDir, "kite")
+	// The caller ignores SIGHUP and SIGUSR1 before it execs kite.
+	cmd := exec.Command("/bin/sh", "-c", `trap "" HUP USR1; exec "$@"`, "sh",
+		kite, "--dir", dir, "run", "--insecure-options=image", layoutRef("busybox"), "--",
+		"sh", "-c", `grep -E "^Sig(Blk|Ign):" /proc/self/status; trap "echo got USR2" USR2; kill -USR2 $$`)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kite run: %v\n%s", err, out)
+	}
+	got := string(out)
+	for _, want := range []string{"SigBlk:\t0000000000000000\n", "SigIgn:\t0000000000000000\n", "got USR2\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the app printed %q, want it to contain %q", got, want)
+		}
 	}
 }
