@@ -12,6 +12,10 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
+// defaultUmask is the app's umask: the caller's own umask is no business of the pod's (0022, as
+// with podman and runc).
+var defaultUmask uint32 = 0o022
+
 // DefaultPath is PATH for images that set none.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -55,7 +59,7 @@ func Generate(rec *imageindex.Record, opts Options) (*specs.Spec, error) {
 			Args: args,
 			Env:  environment(cfg.Env, u, opts.Hostname),
 			Cwd:  cwd,
-			User: specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.Groups},
+			User: specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.Groups, Umask: &defaultUmask},
 		},
 		Mounts: defaultMounts(),
 		Linux: &specs.Linux{

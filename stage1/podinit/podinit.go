@@ -156,6 +156,10 @@ func startApp(p *specs.Process) (int, error) {
 	if err := podfork.CloseExtraFDs(); err != nil {
 		return 0, err
 	}
+	if p.User.Umask != nil {
+		// The app inherits it across the fork and exec.
+		unix.Umask(int(*p.User.Umask))
+	}
 	cred, err := credential(p.User)
 	if err != nil {
 		return 0, err

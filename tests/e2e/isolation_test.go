@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -122,4 +124,19 @@ func TestInheritedFDsClosed(t *testing.T) {
 	extra := []*os.File{devNull, devNull, devNull, devNull, devNull, devNull, hostDir}
 	r := kiteWith(t, dir, &options{extraFiles: extra}, runArgs(layoutRef("busybox"), "probe", "info")...)
 	checkFDs(t, decodeInfo(t, r))
+}
+
+// TestAppUmask checks the app gets the pod's umask (0022), not the caller's.
+func TestAppUmask(t *testing.T) {
+	dir := sharedDir(t, "busybox")
+	cmd := exec.Command("/bin/sh", "-c", `umask 077; exec "$@"`, "sh",
+		filepath.Join(binDir, "kite"), "--dir", dir, "run", "--insecure-options=image", layoutRef("busybox"), "--",
+		"sh", "-c", "umask")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kite run: %v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(string(out)); got != "0022" {
+		t.Errorf("umask in the app = %q, want 0022 whatever the caller's", got)
+	}
 }
