@@ -97,9 +97,17 @@ func supervise(conn *syncproto.Conn, initPid int, podDir string, sigs <-chan os.
 			msgs <- m
 		}
 	}()
+	// The init is pid 1 of its pid namespace: until its Go runtime has installed handlers, the
+	// kernel drops any signal sent to it (pid_namespaces(7)). Hold signals until the app runs.
+	var held []os.Signal
+	started := false
 	for {
 		select {
 		case sig := <-sigs:
+			if !started {
+				held = append(held, sig)
+				continue
+			}
 			unix.Kill(initPid, sig.(unix.Signal))
 		case err := <-recvErr:
 			if errors.Is(err, io.EOF) {
@@ -112,6 +120,11 @@ func supervise(conn *syncproto.Conn, initPid int, podDir string, sigs <-chan os.
 				if err := poddir.WriteFileAtomic(filepath.Join(podDir, poddir.PidFile), []byte(strconv.Itoa(initPid)+"\n"), 0o644); err != nil {
 					return exitcode.Failed, err
 				}
+				started = true
+				for _, sig := range held {
+					unix.Kill(initPid, sig.(unix.Signal))
+				}
+				held = nil
 			case syncproto.Error:
 				return codeOr(m.Code), errors.New(m.Text)
 			case syncproto.Exited:

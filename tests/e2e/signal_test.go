@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -78,6 +79,25 @@ func TestAppSignalDispositions(t *testing.T) {
 	for _, want := range []string{"SigBlk:\t0000000000000000\n", "SigIgn:\t0000000000000000\n", "got USR2\n"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the app printed %q, want it to contain %q", got, want)
+		}
+	}
+}
+
+// TestEarlySignal sends SIGTERM to kite at points spread over its start-up, while the pod is
+// still being set up: whichever process holds the signal then (kite, the monitor, the init), it
+// must not be lost, so the app, a long sleep, never outlives it.
+func TestEarlySignal(t *testing.T) {
+	dir := sharedDir(t, "busybox")
+	// The start-up takes some tens of milliseconds; signal 0, 3, 6 ... 57 ms after the start.
+	for i := range 20 {
+		p := start(t, dir, nil, runArgs(layoutRef("busybox"), "sleep", "30")...)
+		time.Sleep(time.Duration(i) * 3 * time.Millisecond)
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		r := finish(t, p)
+		if r.Code != 143 {
+			t.Errorf("delay %d ms: exit status %d, want 143 (SIGTERM), stderr %q", i*3, r.Code, r.Stderr)
 		}
 	}
 }
