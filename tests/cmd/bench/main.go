@@ -79,7 +79,7 @@ func run(bin, images, out string, runs int) error {
 	if err != nil {
 		return err
 	}
-	rss, err := kiteRSS(kite, data, image)
+	rss, err := medianRSS(kite, data, image, 5)
 	if err != nil {
 		notes = append(notes, "resident memory not measured: "+err.Error())
 	}
@@ -137,14 +137,34 @@ func hyperfine(scratch string, commands [][]string, runs int) ([]measured, error
 	return doc.Results, nil
 }
 
-// kiteRSS starts a pod running sleep and sums the resident memory of the monitor and the init.
+// medianRSS measures n pods and keeps, for each process, its median resident memory.
+func medianRSS(kite, data, image string, n int) (map[string]int, error) {
+	samples := map[string][]int{}
+	for range n {
+		rss, err := kiteRSS(kite, data, image)
+		if err != nil {
+			return nil, err
+		}
+		for name, kb := range rss {
+			samples[name] = append(samples[name], kb)
+		}
+	}
+	res := map[string]int{}
+	for name, v := range samples {
+		sort.Ints(v)
+		res[name] = v[len(v)/2]
+	}
+	return res, nil
+}
+
+// kiteRSS starts a pod running sleep and reads the resident memory of the monitor and the init.
 func kiteRSS(kite, data, image string) (map[string]int, error) {
-	cmd := exec.Command(kite, "--dir", data, "run", "--insecure-options=image", image, "--", "sleep", "3")
+	cmd := exec.Command(kite, "--dir", data, "run", "--insecure-options=image", image, "--", "sleep", "1.5")
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	defer cmd.Wait()
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(700 * time.Millisecond)
 	monitor := cmd.Process.Pid
 	kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", monitor, monitor))
 	if err != nil {
@@ -193,7 +213,7 @@ func writeReport(out string, results []measured, rss map[string]int, notes []str
 		fmt.Fprintf(&b, "| `%s` | %.1f ms | %.1f – %.1f ms | %.2f |\n", r.Command, r.Median*1000, lo*1000, hi*1000, kiteMedian/r.Median)
 	}
 	if rss != nil {
-		fmt.Fprintf(&b, "\n## Resident memory of kite beside a running app (`sleep`)\n\n| process | VmRSS |\n|---|---|\n")
+		fmt.Fprintf(&b, "\n## Resident memory of kite beside a running app (`sleep`)\n\nVmRSS 0.7 s after the start, median of 5 pods.\n\n| process | VmRSS |\n|---|---|\n")
 		names := make([]string, 0, len(rss))
 		total := 0
 		for n, kb := range rss {
