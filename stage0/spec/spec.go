@@ -28,8 +28,32 @@ type Options struct {
 	Hostname string
 }
 
+// ValidHostname checks a hostname the way sethostname(2) and RFC 1123 would, so that a bad
+// --hostname fails with a clear message before a pod is made.
+func ValidHostname(h string) error {
+	if len(h) == 0 || len(h) > 64 {
+		return fmt.Errorf("hostname %q: must be 1 to 64 characters", h)
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("hostname %q: each dot-separated part must be non-empty and not start or end with '-'", h)
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return fmt.Errorf("hostname %q: only letters, digits, '-' and '.' are allowed", h)
+			}
+		}
+	}
+	return nil
+}
+
 // Generate builds config.json for running image rec with opts.
 func Generate(rec *imageindex.Record, opts Options) (*specs.Spec, error) {
+	if opts.Hostname != "" {
+		if err := ValidHostname(opts.Hostname); err != nil {
+			return nil, fmt.Errorf("--hostname: %w", err)
+		}
+	}
 	cfg := rec.Config
 	entrypoint, cmd := cfg.Entrypoint, cfg.Cmd
 	if opts.Exec != "" {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/kite-runtime/kite/stage0/imageindex"
@@ -120,5 +121,17 @@ func TestResolveUserLayering(t *testing.T) {
 	}
 	if _, err := ResolveUser("kiteuser", []imageindex.Layer{wh, lower}); err == nil {
 		t.Error("a user from a passwd file hidden by a whiteout was found")
+	}
+}
+
+func TestValidHostname(t *testing.T) {
+	for h, ok := range map[string]bool{
+		"kite-1234abcd": true, "a": true, "web.example": true, strings.Repeat("a", 64): true,
+		"": false, strings.Repeat("a", 65): false, "-x": false, "x-": false, "a..b": false,
+		"has space": false, "under_score": false, "ünïcode": false,
+	} {
+		if err := ValidHostname(h); (err == nil) != ok {
+			t.Errorf("ValidHostname(%q) = %v, want ok=%v", h, err, ok)
+		}
 	}
 }
