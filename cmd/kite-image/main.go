@@ -69,6 +69,10 @@ func run(args []string) int {
 		return exitcode.Failed
 	}
 	setUpLogging(cmd.debug)
+	if err := settleRuntimeDir(cmd.dir); err != nil {
+		fmt.Fprintf(os.Stderr, "kite: %v\n", err)
+		return exitcode.Failed
+	}
 	slog.Debug("kite-image started", "inUserNamespace", imagestore.InUserNamespace(), "pid", os.Getpid())
 	if !imagestore.InUserNamespace() {
 		code, err := imagestore.RunInUserNamespace()
@@ -228,4 +232,18 @@ func settleHome() {
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// settleRuntimeDir points XDG_RUNTIME_DIR at kite's private runtime directory when the environment
+// has none: containers/storage would otherwise make one of its own in /tmp or /run/user, and kite
+// writes nothing outside its own directories.
+func settleRuntimeDir(d datadir.Dir) error {
+	if d.RuntimeDir() != d.PrivateRuntimeDir() {
+		return nil
+	}
+	dir := d.PrivateRuntimeDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create the runtime directory: %w", err)
+	}
+	return os.Setenv("XDG_RUNTIME_DIR", dir)
 }

@@ -58,16 +58,22 @@ func New(root string) (Dir, error) {
 // Storage is the containers/storage graph root.
 func (d Dir) Storage() string { return filepath.Join(d.Root, "storage") }
 
-// StorageRun is the containers/storage run root: per-boot state and locks. It lives under
-// XDG_RUNTIME_DIR when there is one, else in a private directory under the data root.
-func (d Dir) StorageRun() string {
+// StorageRun is the containers/storage run root: per-boot state and locks.
+func (d Dir) StorageRun() string { return filepath.Join(d.RuntimeDir(), "kite", "storage") }
+
+// RuntimeDir is XDG_RUNTIME_DIR when there is one, else PrivateRuntimeDir.
+func (d Dir) RuntimeDir() string {
 	if x := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(x) {
 		if st, err := os.Stat(x); err == nil && st.IsDir() {
-			return filepath.Join(x, "kite", "storage")
+			return x
 		}
 	}
-	return filepath.Join(d.Root, "run", "storage")
+	return d.PrivateRuntimeDir()
 }
+
+// PrivateRuntimeDir stands in for XDG_RUNTIME_DIR when the environment has none (no login
+// session, as under a bare systemd unit).
+func (d Dir) PrivateRuntimeDir() string { return filepath.Join(d.Root, "run") }
 
 // Images holds one record per stored image, named by the digest of the manifest it was fetched by.
 func (d Dir) Images() string { return filepath.Join(d.Root, "images") }

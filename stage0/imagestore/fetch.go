@@ -39,9 +39,16 @@ func Fetch(ctx context.Context, dir datadir.Dir, imageRef string, opts FetchOpti
 		return nil, err
 	}
 	fail := func(err error) error { return fmt.Errorf("fetch %s: %w", imageRef, err) }
+	// Keep c/image's blob info cache in kite's store, not in podman's directories, and its
+	// temporary files (an unpacked archive, a layer being downloaded) below the data directory,
+	// not in /var/tmp.
+	bigFiles := filepath.Join(dir.Root, "tmp")
+	if err := os.MkdirAll(bigFiles, 0o700); err != nil {
+		return nil, fail(err)
+	}
 	sys := &types.SystemContext{
-		// Keep c/image's blob info cache in kite's store, not in podman's directories.
-		BlobInfoCacheDir: filepath.Join(dir.Storage(), "blob-info-cache"),
+		BlobInfoCacheDir:     filepath.Join(dir.Storage(), "blob-info-cache"),
+		BigFilesTemporaryDir: bigFiles,
 	}
 
 	// The source stays open for the copy, so that the manifest whose digest keys the record is the

@@ -56,3 +56,20 @@ func TestNothingLeftAfterKiteKilled(t *testing.T) {
 	waitProcs(t, goneWithin, "the app (sleep "+arg+") after kite was killed", func() []hostProc { return procsWithArgv(t, "sleep", arg) })
 	waitProcs(t, goneWithin, "kite's processes after kite was killed", func() []hostProc { return kiteProcsOf(t, dir) })
 }
+
+// TestNothingWrittenOutside fetches and runs an image with no XDG_RUNTIME_DIR (no login session)
+// and a TMPDIR of its own: kite writes only below its data directory, so TMPDIR stays empty.
+func TestNothingWrittenOutside(t *testing.T) {
+	dir := newDataDir(t)
+	tmp := newScratchDir(t, "tmpdir-")
+	o := &options{env: []string{"TMPDIR=" + tmp, "XDG_RUNTIME_DIR="}}
+	wantCode(t, kiteWith(t, dir, o, runArgs(layoutRef("busybox"), "true")...), 0, "first run")
+	wantCode(t, kiteWith(t, dir, o, runArgs(archiveRef("busybox"), "true")...), 0, "run from an archive")
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("kite left %s in TMPDIR", e.Name())
+	}
+}
