@@ -1,7 +1,13 @@
+// Sizing GOMAXPROCS from the cgroup at start, and again every second, is work that kite's
+// short-lived or idle processes never use.
+
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
+
 // kite-stage1 is the small, resident part of kite: it runs a prepared pod directory.
 //
 //	kite-stage1 run <poddir>    the monitor, exec'd by kite in the caller's process
-//	kite-stage1 init <poddir>   the pod's init, started by the monitor in new namespaces
+//	kite-stage1 init <poddir>   the pod's init, exec'd by kite's fork in the pod's namespaces
 package main
 
 import (

@@ -1,3 +1,9 @@
+// Sizing GOMAXPROCS from the cgroup at start, and again every second, is work that kite's
+// short-lived or idle processes never use.
+
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
+
 // kite runs containers as a plain user, without a daemon: each command is a short pipeline owned
 // by the process the caller started.
 package main
