@@ -20,6 +20,11 @@ import (
 )
 
 func main() {
+	// Like kite, stage1 needs no privileges; a setuid copy would run pods for anyone.
+	if os.Geteuid() != os.Getuid() || os.Getegid() != os.Getgid() {
+		fmt.Fprintln(os.Stderr, "kite-stage1: refusing to run setuid or setgid: remove the bit with chmod u-s,g-s")
+		os.Exit(exitcode.Failed)
+	}
 	if len(os.Args) != 3 {
 		fmt.Fprintln(os.Stderr, "kite-stage1: usage: kite-stage1 run|init <poddir> (started by kite, not by hand)")
 		os.Exit(exitcode.Failed)

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -76,5 +78,33 @@ func TestRootfulVFS(t *testing.T) {
 	wantCode(t, runImage(t, dir, layoutRef("busybox"), "sh", "-c", "echo x > /written"), 0, "write in one pod")
 	if r := runImage(t, dir, layoutRef("busybox"), "test", "-e", "/written"); r.Code != 1 {
 		t.Errorf("a file written in one pod is visible in another (test -e exited %d)", r.Code)
+	}
+}
+
+// TestRootfulRefusesSetuid installs setuid-root copies of kite and kite-stage1 and runs them as
+// nobody: they need no privileges and must refuse to run with ones they were not started with.
+func TestRootfulRefusesSetuid(t *testing.T) {
+	needRoot(t)
+	dir := newScratchDir(t, "setuid-")
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ bin, arg string }{{"kite", "version"}, {"kite-stage1", "run"}} {
+		copyPath := filepath.Join(dir, c.bin)
+		if err := os.WriteFile(copyPath, readFile(t, filepath.Join(binDir, c.bin)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(copyPath, 0o755|os.ModeSetuid); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", copyPath, c.arg, dir).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 125 {
+			t.Errorf("a setuid %s run as nobody: %v, want exit status 125; output %q", c.bin, err, out)
+			continue
+		}
+		if !strings.Contains(string(out), "setuid") {
+			t.Errorf("%s's refusal does not say why: %q", c.bin, out)
+		}
 	}
 }
