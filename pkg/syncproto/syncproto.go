@@ -112,15 +112,3 @@ func (c *Conn) Recv() (Message, error) {
 	}
 	return m, nil
 }
-
-// Expect reads one message and fails unless it has type want.
-func (c *Conn) Expect(want string) (Message, error) {
-	m, err := c.Recv()
-	if err != nil {
-		return m, err
-	}
-	if m.Type != want {
-		return m, fmt.Errorf("receive: expected %q, got %q", want, m.Type)
-	}
-	return m, nil
-}

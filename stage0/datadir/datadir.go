@@ -78,8 +78,5 @@ func (d Dir) PrivateRuntimeDir() string { return filepath.Join(d.Root, "run") }
 // Images holds one record per stored image, named by the digest of the manifest it was fetched by.
 func (d Dir) Images() string { return filepath.Join(d.Root, "images") }
 
-// Pods holds the pod directories, one subdirectory per state.
-func (d Dir) Pods() string { return filepath.Join(d.Root, "pods") }
-
 // PodsIn is the directory of pods in the given state.
 func (d Dir) PodsIn(state string) string { return filepath.Join(d.Root, "pods", state) }
