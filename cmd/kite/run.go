@@ -119,10 +119,10 @@ func runAction(c *cli.Context) error {
 // singleMappingWarning says why the pod maps only the caller's uid, and how to fix the host.
 func singleMappingWarning(store string) string {
 	fix := "add a range: sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER"
-	if _, err := exec.LookPath("newuidmap"); err != nil {
-		fix = "install newuidmap and newgidmap: sudo apt-get install uidmap"
-	} else if _, err := exec.LookPath("newgidmap"); err != nil {
-		fix = "install newuidmap and newgidmap: sudo apt-get install uidmap"
+	for _, tool := range []string{"newuidmap", "newgidmap"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			fix = "install newuidmap and newgidmap: sudo apt-get install uidmap"
+		}
 	}
 	return "kite: warning: the pod maps only your own uid (see /etc/subuid), so files of other owners in the image belong to root inside; to fix, " +
 		fix + ", then start a new store (remove " + store + " or use another --dir)"

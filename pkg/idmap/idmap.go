@@ -17,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/kite-runtime/kite/pkg/exitcode"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -133,16 +134,9 @@ func (h helper) wait() error {
 	case err != nil:
 		return fmt.Errorf("map ids: wait for %s: %w", h.name, err)
 	case !ws.Exited() || ws.ExitStatus() != 0:
-		return fmt.Errorf("map ids: %s failed (status %d): check the ranges in /etc/subuid and /etc/subgid", h.name, exitStatus(ws))
+		return fmt.Errorf("map ids: %s failed (status %d): check the ranges in /etc/subuid and /etc/subgid", h.name, exitcode.FromWaitStatus(ws))
 	}
 	return nil
-}
-
-func exitStatus(ws syscall.WaitStatus) int {
-	if ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	return ws.ExitStatus()
 }
 
 func (w *write) writeDirect(pid string) error {

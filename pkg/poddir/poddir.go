@@ -31,6 +31,10 @@ const (
 	InitPidEnv = "_KITE_INIT_PID" // host PID of the pod's init, forked by stage0, for the monitor
 )
 
+// DefaultPath is the app's PATH when the image sets none: stage0 puts it in config.json, and
+// stage1 searches it for the app when the environment somehow lacks PATH.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // SchemaVersion is the version of every JSON document in this package.
 const SchemaVersion = 1
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/stage0/imageindex"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -15,9 +16,6 @@ import (
 // defaultUmask is the app's umask: the caller's own umask is no business of the pod's (0022, as
 // with podman and runc).
 var defaultUmask uint32 = 0o022
-
-// DefaultPath is PATH for images that set none.
-const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // Options are the user's choices for one app.
 type Options struct {
@@ -106,7 +104,7 @@ func environment(image []string, u User, hostname string) []string {
 		return slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, k+"=") })
 	}
 	if !has("PATH") {
-		env = append(env, "PATH="+DefaultPath)
+		env = append(env, "PATH="+poddir.DefaultPath)
 	}
 	if !has("HOME") {
 		env = append(env, "HOME="+u.Home)

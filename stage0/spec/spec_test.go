@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/stage0/imageindex"
 	"golang.org/x/sys/unix"
 )
@@ -67,7 +68,7 @@ func TestNoCommand(t *testing.T) {
 
 func TestEnvironment(t *testing.T) {
 	env := environment([]string{"FOO=bar"}, User{Home: "/home/u"}, "kite-1")
-	want := []string{"FOO=bar", "PATH=" + DefaultPath, "HOME=/home/u", "HOSTNAME=kite-1", "container=kite"}
+	want := []string{"FOO=bar", "PATH=" + poddir.DefaultPath, "HOME=/home/u", "HOSTNAME=kite-1", "container=kite"}
 	if !reflect.DeepEqual(env, want) {
 		t.Errorf("environment = %q, want %q", env, want)
 	}
