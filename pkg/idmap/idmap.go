@@ -31,6 +31,42 @@ func Format(m []specs.LinuxIDMapping) string {
 	return b.String()
 }
 
+// Read parses a /proc/PID/uid_map or gid_map file.
+func Read(path string) ([]specs.LinuxIDMapping, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read id map: %w", err)
+	}
+	var m []specs.LinuxIDMapping
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var c, h, n uint32
+		if _, err := fmt.Sscan(line, &c, &h, &n); err != nil {
+			return nil, fmt.Errorf("parse %s: line %q: %w", path, strings.TrimSpace(line), err)
+		}
+		m = append(m, specs.LinuxIDMapping{ContainerID: c, HostID: h, Size: n})
+	}
+	return m, nil
+}
+
+// Contains reports whether m maps id, an id inside the namespace.
+func Contains(m []specs.LinuxIDMapping, id uint32) bool {
+	for _, e := range m {
+		if id >= e.ContainerID && uint64(id) < uint64(e.ContainerID)+uint64(e.Size) {
+			return true
+		}
+	}
+	return false
+}
+
+// Ranges describes the ids m maps inside the namespace, e.g. "0-65536".
+func Ranges(m []specs.LinuxIDMapping) string {
+	parts := make([]string, len(m))
+	for i, e := range m {
+		parts[i] = fmt.Sprintf("%d-%d", e.ContainerID, uint64(e.ContainerID)+uint64(e.Size)-1)
+	}
+	return strings.Join(parts, ", ")
+}
+
 // onlySelf reports whether m maps nothing but id, which an unprivileged process may write itself
 // (user_namespaces(7), "Defining user and group ID mappings").
 func onlySelf(m []specs.LinuxIDMapping, id int) bool {

@@ -1,6 +1,9 @@
 package idmap
 
 import (
+	"os"
+	"path/filepath"
+	"reflect"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -29,5 +32,38 @@ func TestOnlySelf(t *testing.T) {
 		if got := onlySelf(tt.m, tt.id); got != tt.want {
 			t.Errorf("onlySelf(%v, %d) = %v, want %v", tt.m, tt.id, got, tt.want)
 		}
+	}
+}
+
+func TestRead(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "uid_map")
+	os.WriteFile(p, []byte("         0       1000          1\n         1     100000      65536\n"), 0o644)
+	got, err := Read(p)
+	want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}, {ContainerID: 1, HostID: 100000, Size: 65536}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Read = %v, %v; want %v", got, err, want)
+	}
+	os.WriteFile(p, []byte("0 1000\n"), 0o644)
+	if _, err := Read(p); err == nil {
+		t.Error("Read accepted a line with two fields")
+	}
+	os.WriteFile(p, nil, 0o644)
+	if _, err := Read(p); err == nil {
+		t.Error("Read accepted an empty map")
+	}
+}
+
+func TestContainsAndRanges(t *testing.T) {
+	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}, {ContainerID: 1, HostID: 100000, Size: 65536}}
+	for id, want := range map[uint32]bool{0: true, 1: true, 1000: true, 65536: true, 65537: false, 4294967295: false} {
+		if got := Contains(m, id); got != want {
+			t.Errorf("Contains(%d) = %v, want %v", id, got, want)
+		}
+	}
+	if got := Contains([]specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 4294967295}}, 4294967294); !got {
+		t.Error("the identity mapping of every id does not contain 4294967294")
+	}
+	if got, want := Ranges(m), "0-0, 1-65536"; got != want {
+		t.Errorf("Ranges = %q, want %q", got, want)
 	}
 }

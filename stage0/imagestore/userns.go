@@ -1,7 +1,6 @@
 package imagestore
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -9,9 +8,9 @@ import (
 	"os/signal"
 	"os/user"
 	"strconv"
-	"strings"
 	"syscall"
 
+	"github.com/kite-runtime/kite/pkg/idmap"
 	"github.com/kite-runtime/kite/stage0/imageindex"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"go.podman.io/storage/pkg/unshare"
@@ -138,37 +137,13 @@ func consecutive(m, ranges []specs.LinuxIDMapping) []specs.LinuxIDMapping {
 // stage1 must reproduce, whatever RunInUserNamespace asked for (storage's unshare falls back to a
 // single mapping when newuidmap fails).
 func CurrentIDMappings() (uids, gids []specs.LinuxIDMapping, err error) {
-	if uids, err = readIDMap("/proc/self/uid_map"); err != nil {
+	if uids, err = idmap.Read("/proc/self/uid_map"); err != nil {
 		return nil, nil, err
 	}
-	if gids, err = readIDMap("/proc/self/gid_map"); err != nil {
+	if gids, err = idmap.Read("/proc/self/gid_map"); err != nil {
 		return nil, nil, err
 	}
 	return uids, gids, nil
-}
-
-func readIDMap(path string) ([]specs.LinuxIDMapping, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var m []specs.LinuxIDMapping
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		var c, h, n uint32
-		if _, err := fmt.Sscan(s.Text(), &c, &h, &n); err != nil {
-			return nil, fmt.Errorf("parse %s: line %q: %w", path, strings.TrimSpace(s.Text()), err)
-		}
-		m = append(m, specs.LinuxIDMapping{ContainerID: c, HostID: h, Size: n})
-	}
-	if err := s.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(m) == 0 {
-		return nil, fmt.Errorf("read %s: no mapping", path)
-	}
-	return m, nil
 }
 
 // singleID reports whether the store runs with one uid or gid only, so that files owned by other

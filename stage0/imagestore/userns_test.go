@@ -1,8 +1,6 @@
 package imagestore
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -15,24 +13,6 @@ func TestConsecutive(t *testing.T) {
 	want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}, {ContainerID: 1, HostID: 100000, Size: 65536}, {ContainerID: 65537, HostID: 200000, Size: 10}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("consecutive = %v, want %v", got, want)
-	}
-}
-
-func TestReadIDMap(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "uid_map")
-	os.WriteFile(p, []byte("         0       1000          1\n         1     100000      65536\n"), 0o644)
-	got, err := readIDMap(p)
-	want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}, {ContainerID: 1, HostID: 100000, Size: 65536}}
-	if err != nil || !reflect.DeepEqual(got, want) {
-		t.Errorf("readIDMap = %v, %v; want %v", got, err, want)
-	}
-	os.WriteFile(p, []byte("0 1000\n"), 0o644)
-	if _, err := readIDMap(p); err == nil {
-		t.Error("readIDMap accepted a line with two fields")
-	}
-	os.WriteFile(p, nil, 0o644)
-	if _, err := readIDMap(p); err == nil {
-		t.Error("readIDMap accepted an empty map")
 	}
 }
 

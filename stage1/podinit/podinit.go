@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/kite-runtime/kite/pkg/exitcode"
+	"github.com/kite-runtime/kite/pkg/idmap"
 	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/pkg/podfork"
 	"github.com/kite-runtime/kite/pkg/syncproto"
@@ -226,28 +227,28 @@ func lookPath(name string, env []string) (string, error) {
 // credential checks that the app's ids exist in the pod's user namespace, where an unmapped id
 // would make setuid(2) fail with a bare EINVAL, and builds the credential to start the app with.
 func credential(u specs.User) (*syscall.Credential, error) {
-	uids, err := mappedRanges("/proc/self/uid_map")
+	uids, err := idmap.Read("/proc/self/uid_map")
 	if err != nil {
 		return nil, err
 	}
-	gids, err := mappedRanges("/proc/self/gid_map")
+	gids, err := idmap.Read("/proc/self/gid_map")
 	if err != nil {
 		return nil, err
 	}
-	unmapped := func(kind string, id uint32) error {
+	unmapped := func(kind string, id uint32, m []specs.LinuxIDMapping) error {
 		return fmt.Errorf("run the app as %s %d: it is not mapped in the pod's user namespace (only %s are); "+
-			"give the user a subordinate id range in /etc/subuid and /etc/subgid, or run the app as root", kind, id, describe(uids))
+			"give the user a subordinate id range in /etc/subuid and /etc/subgid, or run the app as root", kind, id, idmap.Ranges(m))
 	}
-	if !inRanges(uids, u.UID) {
-		return nil, unmapped("uid", u.UID)
+	if !idmap.Contains(uids, u.UID) {
+		return nil, unmapped("uid", u.UID, uids)
 	}
-	if !inRanges(gids, u.GID) {
-		return nil, unmapped("gid", u.GID)
+	if !idmap.Contains(gids, u.GID) {
+		return nil, unmapped("gid", u.GID, gids)
 	}
 	cred := &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: append([]uint32{}, u.AdditionalGids...)}
 	for _, g := range u.AdditionalGids {
-		if !inRanges(gids, g) {
-			return nil, unmapped("supplementary gid", g)
+		if !idmap.Contains(gids, g) {
+			return nil, unmapped("supplementary gid", g, gids)
 		}
 	}
 	// Where the monitor had to deny setgroups(2) to map the caller's gid alone, the app keeps the
@@ -259,38 +260,4 @@ func credential(u specs.User) (*syscall.Credential, error) {
 		cred.NoSetGroups = true
 	}
 	return cred, nil
-}
-
-type idRange struct{ first, count uint32 }
-
-func mappedRanges(path string) ([]idRange, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read the pod's id map: %w", err)
-	}
-	var rs []idRange
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		var inside, outside, count uint32
-		if _, err := fmt.Sscan(line, &inside, &outside, &count); err == nil {
-			rs = append(rs, idRange{inside, count})
-		}
-	}
-	return rs, nil
-}
-
-func inRanges(rs []idRange, id uint32) bool {
-	for _, r := range rs {
-		if id >= r.first && uint64(id) < uint64(r.first)+uint64(r.count) {
-			return true
-		}
-	}
-	return false
-}
-
-func describe(rs []idRange) string {
-	parts := make([]string, len(rs))
-	for i, r := range rs {
-		parts[i] = fmt.Sprintf("%d-%d", r.first, uint64(r.first)+uint64(r.count)-1)
-	}
-	return strings.Join(parts, ", ")
 }
