@@ -1,21 +1,18 @@
 // Command kite-image is stage0's image helper: everything that needs the image libraries
 // (go.podman.io/image and go.podman.io/storage), kept out of kite so that `kite run` of a stored
-// image does not pay for their initialisation. kite runs it as a child only to change the store,
-// and reads its machine output from stdout:
+// image does not pay for their initialisation. kite runs it as a child to fetch images, change the
+// store or the user's trust, and reads machine output from its stdout:
 //
-//	kite-image [--dir DATAROOT] [--debug] [--insecure-options LIST] fetch IMAGEREF
-//	    stores the image and prints its imageindex.Record as one line of JSON
-//	kite-image [--dir DATAROOT] [--debug] rootfs --pod UUID IMAGE-ID
-//	    (vfs stores) creates the pod's root filesystem and prints its directory
-//	kite-image [--dir DATAROOT] [--debug] rm-rootfs --pod UUID
-//	    (vfs stores) removes it
+//	kite-image [--dir DATAROOT] [--debug] [--insecure-options LIST] ACTION [FLAGS] [ARGS]
 //
-// On failure it prints "kite: <error>" on stderr and exits 125.
+// Each action's flags and output are documented in its file. Actions that change or read the
+// store run again inside the store's user namespace (imagestore.RunInUserNamespace). On failure
+// kite-image prints "kite: <error>" on stderr and exits 125.
 package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,7 +21,9 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,8 +35,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const usage = "usage: kite-image [--dir DATAROOT] [--debug] [--insecure-options LIST] fetch IMAGEREF | rootfs --pod UUID IMAGE-ID | rm-rootfs --pod UUID"
-
 func main() {
 	// storage's reexec handlers must run before anything else. RunInUserNamespace starts this
 	// binary again under an argv[0] that no handler claims, so that copy falls through into
@@ -48,14 +45,33 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
-type command struct {
+// globals are kite-image's global flags.
+type globals struct {
 	dir      datadir.Dir
 	debug    bool
 	insecure imagestore.InsecureOptions
-	action   string // fetch, rootfs or rm-rootfs
-	imageRef string // fetch
-	pod      string // rootfs, rm-rootfs
-	imageID  string // rootfs
+}
+
+// action is one kite-image command.
+type action interface {
+	// parse reads the action's flags (already defined on fs by flags) and arguments.
+	flags(fs *flag.FlagSet)
+	parse(args []string) error
+	// needsStore says whether the action runs inside the store's user namespace.
+	needsStore() bool
+	run(ctx context.Context, g *globals) error
+}
+
+// outsideFirst is an action that may finish without the store, e.g. a fetch of stored images.
+type outsideFirst interface {
+	runOutside(ctx context.Context, g *globals) (done bool, err error)
+}
+
+var actions = map[string]func() action{
+	"fetch":     func() action { return &fetchAction{} },
+	"rootfs":    func() action { return &rootfsAction{} },
+	"rm-rootfs": func() action { return &rootfsAction{remove: true} },
+	"trust":     func() action { return &trustAction{} },
 }
 
 func run(args []string) int {
@@ -63,148 +79,98 @@ func run(args []string) int {
 	// kite-image inside its user namespace is uid 0 there: the defaults derived from the
 	// password database would be root's. Settle HOME first so both halves agree.
 	settleHome()
-	cmd, err := parse(args)
+	g, name, act, err := parse(args)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "kite: %v\n", err)
-		return exitcode.Failed
+		return fail(err)
 	}
-	setUpLogging(cmd.debug)
-	if err := settleRuntimeDir(cmd.dir); err != nil {
-		fmt.Fprintf(os.Stderr, "kite: %v\n", err)
-		return exitcode.Failed
+	setUpLogging(g.debug)
+	if err := settleRuntimeDir(g.dir); err != nil {
+		return fail(err)
 	}
-	slog.Debug("kite-image started", "inUserNamespace", imagestore.InUserNamespace(), "pid", os.Getpid())
-	if !imagestore.InUserNamespace() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	slog.Debug("kite-image started", "action", name, "inUserNamespace", imagestore.InUserNamespace(), "pid", os.Getpid())
+	if act.needsStore() && !imagestore.InUserNamespace() {
+		if o, ok := act.(outsideFirst); ok {
+			if done, err := o.runOutside(ctx, g); done || err != nil {
+				return fail(err)
+			}
+		}
 		code, err := imagestore.RunInUserNamespace()
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "kite: %v\n", err)
-			return exitcode.Failed
+			return fail(err)
 		}
-		slog.Debug("kite-image done", "action", cmd.action, "elapsed", time.Since(start))
+		slog.Debug("kite-image done", "action", name, "elapsed", time.Since(start))
 		return code
 	}
-	if err := cmd.execute(); err != nil {
-		fmt.Fprintf(os.Stderr, "kite: %v\n", err)
-		return exitcode.Failed
-	}
-	return 0
+	return fail(act.run(ctx, g))
 }
 
-func parse(args []string) (*command, error) {
-	var c command
+// fail prints err, if any, and returns the exit status for it.
+func fail(err error) int {
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "kite: %v\n", err)
+	return exitcode.Failed
+}
+
+func parse(args []string) (*globals, string, action, error) {
+	var g globals
 	fs := newFlagSet("kite-image")
 	dir := fs.String("dir", "", "data root")
-	fs.BoolVar(&c.debug, "debug", false, "debug output")
+	fs.BoolVar(&g.debug, "debug", false, "debug output")
 	insecure := fs.String("insecure-options", "", "checks to skip")
 	if err := fs.Parse(args); err != nil {
-		return nil, fmt.Errorf("parse arguments: %w; %s", err, usage)
+		return nil, "", nil, usageError(err)
 	}
 	var err error
-	if c.insecure, err = imagestore.ParseInsecureOptions(*insecure); err != nil {
-		return nil, err
+	if g.insecure, err = imagestore.ParseInsecureOptions(*insecure); err != nil {
+		return nil, "", nil, err
 	}
 	root := *dir
 	if root == "" {
 		if root, err = datadir.Default(); err != nil {
-			return nil, err
+			return nil, "", nil, err
 		}
 	}
-	if c.dir, err = datadir.New(root); err != nil {
-		return nil, err
+	if g.dir, err = datadir.New(root); err != nil {
+		return nil, "", nil, err
 	}
 	args = fs.Args()
 	if len(args) == 0 {
-		return nil, fmt.Errorf("parse arguments: no command; %s", usage)
+		return nil, "", nil, usageError(errors.New("no action"))
 	}
-	c.action, args = args[0], args[1:]
-	switch c.action {
-	case "fetch":
-		if len(args) != 1 {
-			return nil, fmt.Errorf("parse arguments: fetch takes one image reference; %s", usage)
-		}
-		c.imageRef = args[0]
-		// Refuse a bad reference before creating a user namespace for it.
-		if _, err := imagestore.ParseReference(c.imageRef); err != nil {
-			return nil, err
-		}
-	case "rootfs", "rm-rootfs":
-		sub := newFlagSet(c.action)
-		sub.StringVar(&c.pod, "pod", "", "pod UUID")
-		if err := sub.Parse(args); err != nil {
-			return nil, fmt.Errorf("parse arguments: %w; %s", err, usage)
-		}
-		want := map[string]int{"rootfs": 1, "rm-rootfs": 0}[c.action]
-		if c.pod == "" || sub.NArg() != want {
-			return nil, fmt.Errorf("parse arguments: wrong arguments for %s; %s", c.action, usage)
-		}
-		if want == 1 {
-			c.imageID = sub.Arg(0)
-		}
-	default:
-		return nil, fmt.Errorf("parse arguments: unknown command %q; %s", c.action, usage)
+	newAction, ok := actions[args[0]]
+	if !ok {
+		return nil, "", nil, usageError(fmt.Errorf("unknown action %q", args[0]))
 	}
-	return &c, nil
+	act := newAction()
+	sub := newFlagSet(args[0])
+	act.flags(sub)
+	if err := sub.Parse(args[1:]); err != nil {
+		return nil, "", nil, usageError(fmt.Errorf("%s: %w", args[0], err))
+	}
+	if err := act.parse(sub.Args()); err != nil {
+		return nil, "", nil, err
+	}
+	return &g, args[0], act, nil
+}
+
+func usageError(err error) error {
+	names := make([]string, 0, len(actions))
+	for n := range actions {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return fmt.Errorf("parse arguments: %w; usage: kite-image [--dir DATAROOT] [--debug] [--insecure-options LIST] %s [FLAGS] [ARGS]",
+		err, strings.Join(names, "|"))
 }
 
 func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	return fs
-}
-
-// execute runs the command inside the store's user namespace.
-func (c *command) execute() error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
-	switch c.action {
-	case "fetch":
-		return c.fetch(ctx)
-	case "rootfs":
-		st, err := imagestore.Open(c.dir)
-		if err != nil {
-			return err
-		}
-		dir, err := st.CreateRootfs(c.pod, c.imageID)
-		if cerr := st.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Println(dir)
-		return err
-	case "rm-rootfs":
-		st, err := imagestore.Open(c.dir)
-		if err != nil {
-			return err
-		}
-		err = st.RemoveRootfs(c.pod)
-		if cerr := st.Close(); err == nil {
-			err = cerr
-		}
-		return err
-	}
-	return fmt.Errorf("unknown command %q", c.action)
-}
-
-func (c *command) fetch(ctx context.Context) error {
-	policyPath, err := datadir.PolicyFile()
-	if err != nil && !c.insecure.Image {
-		return err
-	}
-	policy, err := imagestore.LoadPolicy(c.insecure, policyPath)
-	if err != nil {
-		return err
-	}
-	opts := imagestore.FetchOptions{Policy: policy}
-	if isTerminal(os.Stderr) {
-		opts.Progress = os.Stderr
-	}
-	rec, err := imagestore.Fetch(ctx, c.dir, c.imageRef, opts)
-	if err != nil {
-		return err
-	}
-	return json.NewEncoder(os.Stdout).Encode(rec)
 }
 
 func setUpLogging(debug bool) {

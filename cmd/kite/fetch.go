@@ -10,46 +10,164 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/kite-runtime/kite/pkg/exitcode"
 	"github.com/kite-runtime/kite/stage0/datadir"
 	"github.com/kite-runtime/kite/stage0/imageindex"
+	"github.com/urfave/cli/v2"
 )
 
-// storedImage returns the record of the image ref names, fetching it into the store first unless
-// the store already holds that exact manifest.
-func storedImage(d datadir.Dir, ref string, insecure map[string]bool, debug bool) (*imageindex.Record, error) {
-	dg, ok := imageindex.ManifestDigestOfLayout(ref)
-	if ok {
-		rec, err := imageindex.Lookup(d.Images(), dg)
-		if err == nil {
-			slog.Debug("image is stored", "ref", ref, "id", rec.ID)
-			return rec, nil
-		}
-		if !errors.Is(err, imageindex.ErrNotFound) {
-			return nil, err
-		}
+func fetchCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "fetch",
+		Usage:     "fetch images into the store and print their IDs",
+		ArgsUsage: "IMAGE...",
+		Description: `Copies each IMAGE into kite's store, verifying it first, and prints its image
+ID on a line of its own. Layers already stored are not copied again.
+
+IMAGE is one of:
+   docker://HOST/REPO[:TAG|@DIGEST]   an image in a registry
+   NAME[:TAG]                         the same, registry from registries.conf
+                                      (short names resolve through its aliases
+                                      and unqualified-search-registries)
+   docker-archive:PATH[:NAME]         a docker save archive
+   oci:PATH[:REF]                     an OCI image layout directory
+   oci-archive:PATH[:REF]             a tar of an OCI image layout
+
+Registry images must be signed by a key you trust (see kite trust), unless
+--insecure-options=image is given; images from local files are accepted.
+Credentials come from kite login (the containers auth.json podman uses) or
+docker's config.json; mirrors and insecure registries from registries.conf.
+
+Examples:
+   kite fetch docker://registry.example:5000/team/app:1.2
+   kite fetch oci-archive:./app.tar docker-archive:./app-docker.tar oci:./layout:tag`,
+		Flags: append(fetchFlags(string(pullUpdate)),
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bars"},
+		),
+		OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return errors.New("fetch: no image given: kite fetch IMAGE...")
+			}
+			req, err := newFetchRequest(c)
+			if err != nil {
+				return err
+			}
+			recs, err := req.fetch(c.Args().Slice()...)
+			if err != nil {
+				return err
+			}
+			for _, rec := range recs {
+				fmt.Println(rec.ID)
+			}
+			return nil
+		},
 	}
-	return fetch(d, ref, insecure, debug)
 }
 
-// fetch runs kite-image, which links the image and storage libraries kite itself stays free of,
-// and reads the record of the stored image from its stdout. It prints its own errors.
-func fetch(d datadir.Dir, ref string, insecure map[string]bool, debug bool) (*imageindex.Record, error) {
-	args := []string{}
-	if insecure["image"] {
-		args = append(args, "--insecure-options", "image")
+const (
+	pullNever  = "never"
+	pullNew    = "new"
+	pullUpdate = "update"
+)
+
+// fetchFlags are the flags of the commands that fetch.
+func fetchFlags(defaultPolicy string) []cli.Flag {
+	return []cli.Flag{
+		insecureFlag(),
+		&cli.StringFlag{Name: "pull-policy", Value: defaultPolicy, Usage: "when to contact the image's source: never (stored images only), new (only for an image not stored yet) or update (always, copying what changed)"},
+		&cli.StringFlag{Name: "authfile", Usage: "registry credentials `FILE` (default: $REGISTRY_AUTH_FILE, else the containers auth.json that kite login writes, else docker's config.json)", EnvVars: []string{"REGISTRY_AUTH_FILE"}},
 	}
-	slog.Debug("fetching", "ref", ref)
-	out, err := runImageHelper(d, debug, append(args, "fetch", ref)...)
+}
+
+// fetchRequest is how one kite command wants images fetched.
+type fetchRequest struct {
+	dir        datadir.Dir
+	pullPolicy string
+	insecure   map[string]bool
+	authFile   string
+	quiet      bool
+	debug      bool
+}
+
+func newFetchRequest(c *cli.Context) (*fetchRequest, error) {
+	insecure, err := insecureOptions(c)
 	if err != nil {
 		return nil, err
 	}
-	var rec imageindex.Record
-	if err := json.Unmarshal(out, &rec); err != nil {
-		return nil, fmt.Errorf("fetch %s: read the image record from kite-image: %w", ref, err)
+	d, err := dataDir(c)
+	if err != nil {
+		return nil, err
 	}
-	return &rec, nil
+	policy := c.String("pull-policy")
+	if policy != pullNever && policy != pullNew && policy != pullUpdate {
+		return nil, fmt.Errorf("--pull-policy: unknown value %q (valid: never, new, update)", policy)
+	}
+	return &fetchRequest{dir: d, pullPolicy: policy, insecure: insecure, authFile: c.String("authfile"), quiet: c.Bool("quiet"), debug: c.Bool("debug")}, nil
+}
+
+// storedImage returns the record of the image ref names, from the store when the pull policy
+// allows, else fetched.
+func (r *fetchRequest) storedImage(ref string) (*imageindex.Record, error) {
+	// An OCI layout is found by the manifest it holds now, so a changed layout is fetched again.
+	if dg, ok := imageindex.ManifestDigestOfLayout(ref); ok {
+		if rec, err := found(imageindex.Lookup(r.dir.Images(), dg)); rec != nil || err != nil {
+			return rec, err
+		}
+	}
+	if r.pullPolicy != pullUpdate {
+		// kite-image records registry images under the words they were fetched by.
+		if rec, err := found(imageindex.LookupName(r.dir.Images(), ref)); rec != nil || err != nil {
+			return rec, err
+		}
+	}
+	recs, err := r.fetch(ref)
+	if err != nil {
+		return nil, err
+	}
+	return recs[0], nil
+}
+
+func found(rec *imageindex.Record, err error) (*imageindex.Record, error) {
+	if errors.Is(err, imageindex.ErrNotFound) {
+		return nil, nil
+	}
+	if rec != nil {
+		slog.Debug("image is stored", "id", rec.ID)
+	}
+	return rec, err
+}
+
+// fetch runs kite-image, which links the image and storage libraries kite itself stays free of,
+// and reads the records of the stored images from its stdout. It prints its own errors.
+func (r *fetchRequest) fetch(refs ...string) ([]*imageindex.Record, error) {
+	args := []string{"fetch", "--pull-policy", r.pullPolicy}
+	if r.authFile != "" {
+		args = append(args, "--authfile", r.authFile)
+	}
+	if r.quiet {
+		args = append(args, "--quiet")
+	}
+	slog.Debug("fetching", "refs", refs)
+	out, err := runImageHelper(r.dir, r.debug, r.insecure, append(append(args, "--"), refs...)...)
+	if err != nil {
+		return nil, err
+	}
+	var recs []*imageindex.Record
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for dec.More() {
+		var rec imageindex.Record
+		if err := dec.Decode(&rec); err != nil {
+			return nil, fmt.Errorf("read the image records from kite-image: %w", err)
+		}
+		recs = append(recs, &rec)
+	}
+	if len(recs) != len(refs) {
+		return nil, fmt.Errorf("kite-image printed %d image records for %d images", len(recs), len(refs))
+	}
+	return recs, nil
 }
 
 // errSilent marks a failure that was reported already.
@@ -58,7 +176,7 @@ var errSilent = errors.New("")
 // podCopy makes pod id's own copy of the image in a store without overlayfs, through kite-image,
 // and returns its directory.
 func podCopy(d datadir.Dir, id string, rec *imageindex.Record, debug bool) (string, error) {
-	out, err := runImageHelper(d, debug, "rootfs", "--pod", id, rec.ID)
+	out, err := runImageHelper(d, debug, nil, "rootfs", "--pod", id, rec.ID)
 	if err != nil {
 		return "", err
 	}
@@ -71,23 +189,64 @@ func podCopy(d datadir.Dir, id string, rec *imageindex.Record, debug bool) (stri
 
 // removePodCopy deletes what podCopy made, for a pod that never ran.
 func removePodCopy(d datadir.Dir, id string, debug bool) {
-	runImageHelper(d, debug, "rm-rootfs", "--pod", id)
+	runImageHelper(d, debug, nil, "rm-rootfs", "--pod", id)
+}
+
+// execImageHelper replaces kite with kite-image running args after the global flags: what it
+// prints and its exit status are the command's.
+func execImageHelper(c *cli.Context, args ...string) error {
+	d, err := dataDir(c)
+	if err != nil {
+		return err
+	}
+	insecure, err := insecureOptions(c)
+	if err != nil {
+		return err
+	}
+	helper, err := libexecPath("kite-image")
+	if err != nil {
+		return err
+	}
+	argv := append([]string{helper}, imageHelperGlobals(d, c.Bool("debug"), insecure)...)
+	argv = append(argv, args...)
+	slog.Debug("exec", "argv", argv)
+	if err := syscall.Exec(helper, argv, os.Environ()); err != nil {
+		return fmt.Errorf("run %s: %w", helper, err)
+	}
+	return nil
+}
+
+// imageHelperGlobals are kite-image's global flags for the data dir d.
+func imageHelperGlobals(d datadir.Dir, debug bool, insecure map[string]bool) []string {
+	args := []string{"--dir", d.Root}
+	if debug {
+		args = append(args, "--debug")
+	}
+	var skip []string
+	for _, v := range insecureValues {
+		if insecure[v] {
+			skip = append(skip, v)
+		}
+	}
+	if len(skip) > 0 {
+		args = append(args, "--insecure-options", strings.Join(skip, ","))
+	}
+	return args
 }
 
 // runImageHelper runs kite-image with args after its global flags and returns its stdout. It
 // prints its own errors.
-func runImageHelper(d datadir.Dir, debug bool, args ...string) ([]byte, error) {
+func runImageHelper(d datadir.Dir, debug bool, insecure map[string]bool, args ...string) ([]byte, error) {
 	helper, err := libexecPath("kite-image")
 	if err != nil {
 		return nil, err
 	}
-	global := []string{"--dir", d.Root}
-	if debug {
-		global = append(global, "--debug")
-	}
 	var out bytes.Buffer
-	cmd := exec.Command(helper, append(global, args...)...)
+	cmd := exec.Command(helper, append(imageHelperGlobals(d, debug, insecure), args...)...)
 	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	// A kite killed while kite-image works must not leave it running: SIGTERM makes it undo a
+	// half-done fetch and exit.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {

@@ -64,9 +64,10 @@ the pod in the process you started: the pod is your shell's or systemd's child,
 its exit status is kite's, and nothing of kite keeps running after it.
 
 Example:
-   kite run --insecure-options=image oci:./layout:app -- sh -c 'echo hi'`,
+   kite run oci:./layout:app -- sh -c 'echo hi'
+   kite fetch docker://registry.example:5000/team/app:1.2`,
 		Flags:                     globalFlags,
-		Commands:                  []*cli.Command{runCommand(), versionCommand()},
+		Commands:                  []*cli.Command{runCommand(), fetchCommand(), trustCommand(), versionCommand()},
 		DisableSliceFlagSeparator: true,
 		HideVersion:               true,
 		Before: func(c *cli.Context) error {
@@ -108,12 +109,13 @@ func dataDir(c *cli.Context) (datadir.Dir, error) {
 }
 
 // insecureValues are the checks --insecure-options can turn off.
-var insecureValues = []string{"image"}
+var insecureValues = []string{"image", "tls", "http"}
 
 func insecureFlag() cli.Flag {
 	return &cli.StringFlag{
-		Name:  "insecure-options",
-		Usage: "comma-separated checks to skip: image (run images without verifying their signatures)",
+		Name: "insecure-options",
+		Usage: "comma-separated checks to skip: image (use images without verifying their signatures), " +
+			"tls and http (let registries answer over plain HTTP or with certificates that do not verify)",
 	}
 }
 

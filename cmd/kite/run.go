@@ -20,10 +20,10 @@ func runCommand() *cli.Command {
 		Description: `Runs IMAGE in a new pod. The pod runs in your process: kite execs into it,
 forwards signals to the app and exits with the app's exit status.
 
-IMAGE is oci:PATH[:TAG] (an OCI image layout directory) or oci-archive:PATH[:TAG]
-(a tar of one). It is copied into kite's store on first use and verified unless
---insecure-options=image is given. ARGS after -- replace the image's Cmd;
---exec replaces its Entrypoint.
+IMAGE is any image kite fetch takes (see kite fetch --help). An image not
+stored yet is fetched first; --pull-policy says when kite contacts a registry
+for one that is. ARGS after -- replace the image's Cmd; --exec replaces its
+Entrypoint.
 
 Exit status:
    N        the app exited with status N
@@ -33,13 +33,13 @@ Exit status:
    127      the app was not found in the image
 
 Examples:
-   kite run --insecure-options=image oci:./layout:app -- sh -c 'echo hi; exit 7'
-   kite run --insecure-options=image --exec /bin/id oci-archive:./app.tar`,
-		Flags: []cli.Flag{
-			insecureFlag(),
+   kite run oci:./layout:app -- sh -c 'echo hi; exit 7'
+   kite run --exec /bin/id oci-archive:./app.tar
+   kite run docker://registry.example:5000/team/app:1.2 -- --port 8080`,
+		Flags: append(fetchFlags(pullNew),
 			&cli.StringFlag{Name: "exec", Usage: "run `PATH` instead of the image's Entrypoint"},
 			&cli.StringFlag{Name: "hostname", Usage: "the pod's hostname (default: kite-<first 8 digits of the pod UUID>)"},
-		},
+		),
 		OnUsageError: usageError,
 		Action:       runAction,
 	}
@@ -65,19 +65,16 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	insecure, err := insecureOptions(c)
+	fetch, err := newFetchRequest(c)
 	if err != nil {
 		return err
 	}
-	d, err := dataDir(c)
-	if err != nil {
-		return err
-	}
+	d := fetch.dir
 	stage1, err := libexecPath("kite-stage1")
 	if err != nil {
 		return err
 	}
-	rec, err := storedImage(d, image, insecure, c.Bool("debug"))
+	rec, err := fetch.storedImage(image)
 	if err != nil {
 		return err
 	}

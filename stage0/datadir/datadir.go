@@ -20,14 +20,21 @@ func Default() (string, error) {
 	return xdgDir("XDG_DATA_HOME", filepath.Join(".local", "share"), "data directory")
 }
 
-// PolicyFile is $XDG_CONFIG_HOME/kite/policy.json, falling back to ~/.config/kite/policy.json.
-func PolicyFile() (string, error) {
-	dir, err := xdgDir("XDG_CONFIG_HOME", ".config", "signature policy")
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(dir, "policy.json"), nil
+// ConfigDir is $XDG_CONFIG_HOME/kite, falling back to ~/.config/kite: the user's signature policy
+// and trusted keys.
+func ConfigDir() (string, error) {
+	return xdgDir("XDG_CONFIG_HOME", ".config", "configuration directory")
 }
+
+// PolicyFile is the signature policy in config, a ConfigDir.
+func PolicyFile(config string) string { return filepath.Join(config, "policy.json") }
+
+// RegistriesDir is where, in config, kite keeps the registries.d files that say where registries
+// keep signatures.
+func RegistriesDir(config string) string { return filepath.Join(config, "registries.d") }
+
+// TrustedKeysDir is where, in config, kite keeps copies of the keys the policy trusts.
+func TrustedKeysDir(config string) string { return filepath.Join(config, "trusted-keys") }
 
 // xdgDir is $env/kite, or ~/fallback/kite where env is unset. HOME comes from the password
 // database when the environment has none, as under a bare systemd unit.

@@ -6,15 +6,15 @@ import (
 	"testing"
 )
 
-func TestDefaultAndPolicyFile(t *testing.T) {
+func TestDefaultAndConfigDir(t *testing.T) {
 	t.Setenv("XDG_DATA_HOME", "/xdg-data")
 	t.Setenv("XDG_CONFIG_HOME", "/xdg-config")
 	t.Setenv("HOME", "/home/u")
 	if d, _ := Default(); d != "/xdg-data/kite" {
 		t.Errorf("Default with XDG_DATA_HOME = %s", d)
 	}
-	if p, _ := PolicyFile(); p != "/xdg-config/kite/policy.json" {
-		t.Errorf("PolicyFile with XDG_CONFIG_HOME = %s", p)
+	if p, _ := ConfigDir(); PolicyFile(p) != "/xdg-config/kite/policy.json" {
+		t.Errorf("PolicyFile with XDG_CONFIG_HOME = %s", PolicyFile(p))
 	}
 	// A relative XDG variable is ignored, as the XDG base directory specification says.
 	t.Setenv("XDG_DATA_HOME", "relative")
@@ -22,8 +22,8 @@ func TestDefaultAndPolicyFile(t *testing.T) {
 	if d, _ := Default(); d != "/home/u/.local/share/kite" {
 		t.Errorf("Default from HOME = %s", d)
 	}
-	if p, _ := PolicyFile(); p != "/home/u/.config/kite/policy.json" {
-		t.Errorf("PolicyFile from HOME = %s", p)
+	if p, _ := ConfigDir(); PolicyFile(p) != "/home/u/.config/kite/policy.json" {
+		t.Errorf("PolicyFile from HOME = %s", PolicyFile(p))
 	}
 }
 

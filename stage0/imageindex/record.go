@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/kite-runtime/kite/pkg/poddir"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -143,4 +144,71 @@ func IsSingleMapping(m []specs.LinuxIDMapping) bool {
 func trimTransport(ref string) (transport, rest string, ok bool) {
 	transport, rest, ok = strings.Cut(ref, ":")
 	return
+}
+
+// MarkUsed records that the image fetched by manifest digest d was just used, as the modification
+// time of its record: `kite image gc` keeps images used within its grace period.
+func MarkUsed(imagesDir, d string) error {
+	p, err := recordPath(imagesDir, d)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	return os.Chtimes(p, now, now)
+}
+
+// Stored is a record and when its image was last used.
+type Stored struct {
+	Record
+	LastUsed time.Time
+}
+
+// All reads every record; records kite cannot read are skipped.
+func All(imagesDir string) ([]Stored, error) {
+	files, err := filepath.Glob(filepath.Join(imagesDir, "sha256-*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []Stored
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var r Record
+		if json.Unmarshal(data, &r) != nil || r.SchemaVersion != poddir.SchemaVersion {
+			continue
+		}
+		out = append(out, Stored{Record: r, LastUsed: st.ModTime()})
+	}
+	return out, nil
+}
+
+// Delete removes the record of the image fetched by manifest digest d, and the names that point
+// at it.
+func Delete(imagesDir, d string) error {
+	p, err := recordPath(imagesDir, d)
+	if err != nil {
+		return err
+	}
+	names, err := filepath.Glob(filepath.Join(imagesDir, namesDir, "*.json"))
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		var e nameEntry
+		if data, err := os.ReadFile(n); err == nil && json.Unmarshal(data, &e) == nil && e.ManifestDigest == d {
+			if err := os.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }

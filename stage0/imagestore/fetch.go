@@ -16,8 +16,10 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/image/v5/copy"
+	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/manifest"
+	"go.podman.io/image/v5/pkg/shortnames"
 	"go.podman.io/image/v5/signature"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
@@ -27,40 +29,122 @@ import (
 // FetchOptions tune a fetch.
 type FetchOptions struct {
 	Policy *Policy
-	// Progress receives the image library's progress report; nil for none.
+	// Progress receives the image library's progress report; nil for none. The library draws
+	// progress bars when it is a terminal.
 	Progress io.Writer
+	// InsecureRegistries lets registries answer over plain HTTP, or over TLS with a certificate
+	// that does not verify.
+	InsecureRegistries bool
+	// AuthFile is the registry credentials file; "" for the image library's default search
+	// ($XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json).
+	AuthFile string
+	// RegistriesDir holds the registries.d files that say where signatures are; "" for the image
+	// library's default.
+	RegistriesDir string
+	// PullPolicy says whether a stored image is used without contacting its source.
+	PullPolicy PullPolicy
 }
 
-// Fetch copies the image imageRef names into the store below dir, unless it is there already,
-// writes its record and returns it. A failed fetch leaves no image, layer or record behind.
-func Fetch(ctx context.Context, dir datadir.Dir, imageRef string, opts FetchOptions) (*imageindex.Record, error) {
-	ref, err := ParseReference(imageRef)
-	if err != nil {
-		return nil, err
+// PullPolicy says when a fetch contacts the source of an image that is already stored (rkt's
+// --pull-policy).
+type PullPolicy string
+
+const (
+	// PullNever uses stored images only.
+	PullNever PullPolicy = "never"
+	// PullNew contacts a registry only for an image not stored under its name yet.
+	PullNew PullPolicy = "new"
+	// PullUpdate always reads the source, and copies the image when it changed.
+	PullUpdate PullPolicy = "update"
+)
+
+// ParsePullPolicy checks a --pull-policy value.
+func ParsePullPolicy(s string) (PullPolicy, error) {
+	switch p := PullPolicy(s); p {
+	case PullNever, PullNew, PullUpdate:
+		return p, nil
 	}
-	fail := func(err error) error { return fmt.Errorf("fetch %s: %w", imageRef, err) }
+	return "", fmt.Errorf("--pull-policy: unknown value %q (valid: never, new, update)", s)
+}
+
+// systemContext is the image library's configuration for a fetch into dir.
+func (o FetchOptions) systemContext(dir datadir.Dir) (*types.SystemContext, error) {
 	// Keep c/image's blob info cache in kite's store, not in podman's directories, and its
 	// temporary files (an unpacked archive, a layer being downloaded) below the data directory,
 	// not in /var/tmp.
 	bigFiles := filepath.Join(dir.Root, "tmp")
 	if err := os.MkdirAll(bigFiles, 0o700); err != nil {
-		return nil, fail(err)
+		return nil, err
 	}
 	sys := &types.SystemContext{
-		BlobInfoCacheDir:     filepath.Join(dir.Storage(), "blob-info-cache"),
-		BigFilesTemporaryDir: bigFiles,
+		BlobInfoCacheDir:        filepath.Join(dir.Storage(), "blob-info-cache"),
+		BigFilesTemporaryDir:    bigFiles,
+		AuthFilePath:            o.AuthFile,
+		RegistriesDirPath:       o.RegistriesDir,
+		DockerRegistryUserAgent: "kite",
 	}
+	if o.InsecureRegistries {
+		// The docker transport falls back to plain HTTP only when TLS verification is off.
+		sys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue
+	}
+	return sys, nil
+}
 
+// Fetch copies the image imageRef names into the store below dir, unless it is there already,
+// writes its record and returns it. A failed fetch leaves no image, layer or record behind.
+func Fetch(ctx context.Context, dir datadir.Dir, imageRef string, opts FetchOptions) (*imageindex.Record, error) {
+	fail := func(err error) error { return fmt.Errorf("fetch %s: %w", imageRef, err) }
+	sys, err := opts.systemContext(dir)
+	if err != nil {
+		return nil, fail(err)
+	}
+	if opts.PullPolicy != PullUpdate {
+		rec, err := FindStored(dir, sys, imageRef, opts.PullPolicy)
+		if rec != nil || err != nil {
+			return rec, err
+		}
+		if opts.PullPolicy == PullNever {
+			return nil, fmt.Errorf("image %s is not stored, and --pull-policy=never forbids fetching it; fetch it first with kite fetch %s", imageRef, imageRef)
+		}
+	}
+	sources, err := Sources(sys, imageRef)
+	if err != nil {
+		return nil, err
+	}
+	if len(sources) == 1 {
+		rec, err := fetchFrom(ctx, dir, sys, imageRef, sources[0], opts)
+		if err != nil && !errors.Is(err, errRejected) {
+			err = fail(err)
+		}
+		return rec, err
+	}
+	// A short name: the first registry that has the image wins, as with podman.
+	var errs []error
+	for _, src := range sources {
+		rec, err := fetchFrom(ctx, dir, sys, src.Name, src, opts)
+		if err == nil {
+			return rec, saveRecord(dir, rec, imageRef, true)
+		}
+		if ctx.Err() != nil {
+			return nil, fail(err)
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", src.Name, err))
+	}
+	return nil, fail(errors.Join(errs...))
+}
+
+// fetchFrom fetches the image src refers to, which the user called imageRef.
+func fetchFrom(ctx context.Context, dir datadir.Dir, sys *types.SystemContext, imageRef string, from Source, opts FetchOptions) (*imageindex.Record, error) {
 	// The source stays open for the copy, so that the manifest whose digest keys the record is the
 	// one copied, and an archive is unpacked once.
-	src, err := ref.NewImageSource(ctx, sys)
+	src, err := from.Ref.NewImageSource(ctx, sys)
 	if err != nil {
-		return nil, fail(explainOpenError(imageRef, err))
+		return nil, explainOpenError(imageRef, err)
 	}
 	defer src.Close()
 	manifestBlob, manifestType, err := src.GetManifest(ctx, nil)
 	if err != nil {
-		return nil, fail(fmt.Errorf("read manifest: %w", err))
+		return nil, fmt.Errorf("read manifest: %w", err)
 	}
 	manifestDigest := digest.FromBytes(manifestBlob)
 	slog.Debug("source manifest", "digest", manifestDigest, "type", manifestType)
@@ -68,44 +152,104 @@ func Fetch(ctx context.Context, dir datadir.Dir, imageRef string, opts FetchOpti
 	// Verify before the store is touched: a rejected image leaves nothing behind.
 	pc, err := signature.NewPolicyContext(opts.Policy.Policy)
 	if err != nil {
-		return nil, fail(err)
+		return nil, err
 	}
 	defer pc.Destroy()
 	if allowed, err := pc.IsRunningImageAllowed(ctx, image.UnparsedInstance(src, nil)); !allowed {
 		var rejected signature.PolicyRequirementError
 		if errors.As(err, &rejected) || err == nil {
-			return nil, opts.Policy.rejection(imageRef, err)
+			return nil, opts.Policy.rejection(imageRef, from.Ref, err)
 		}
-		return nil, fail(fmt.Errorf("verify signatures: %w", err))
+		return nil, fmt.Errorf("verify signatures: %w", err)
 	}
 
 	st, err := Open(dir)
 	if err != nil {
-		return nil, fail(err)
+		return nil, err
 	}
 	defer st.Close()
 	slog.Debug("store open")
 
-	name := StoredName(imageRef)
-	resolved, err := st.stored(manifestDigest, name)
+	resolved, err := st.stored(manifestDigest, from.Name)
 	if err != nil {
-		return nil, fail(err)
+		return nil, err
 	}
 	if resolved == nil {
-		if resolved, err = st.copy(ctx, sys, pc, openedReference{ImageReference: ref, src: src}, name, opts.Progress); err != nil {
-			return nil, fail(err)
+		if resolved, err = st.copy(ctx, sys, pc, openedReference{ImageReference: from.Ref, src: src}, from.Name, opts.Progress); err != nil {
+			return nil, err
 		}
 	}
 	slog.Debug("image stored", "ref", resolved.StringWithinTransport())
-	rec, err := st.record(ctx, sys, resolved, name, manifestDigest)
+	rec, err := st.record(ctx, sys, resolved, from.Name, manifestDigest)
 	if err == nil {
-		err = imageindex.Save(dir.Images(), rec)
+		err = saveRecord(dir, rec, imageRef, from.Ref.Transport().Name() == "docker")
 	}
 	if err != nil {
 		// The image stays: it is whole, and the next fetch writes its record again.
-		return nil, fail(err)
+		return nil, err
 	}
 	return rec, nil
+}
+
+// saveRecord writes the record of an image the user fetched as imageRef, and the names it is
+// found by: its stored name, and for a registry image the user's own words for it, so that
+// `kite run` finds it by them without the image libraries.
+func saveRecord(dir datadir.Dir, rec *imageindex.Record, imageRef string, fromRegistry bool) error {
+	if err := imageindex.Save(dir.Images(), rec); err != nil {
+		return err
+	}
+	names := []string{rec.Name}
+	if fromRegistry && imageRef != rec.Name {
+		names = append(names, imageRef)
+	}
+	for _, n := range names {
+		if n == "" {
+			continue
+		}
+		if err := imageindex.SaveName(dir.Images(), n, rec.ManifestDigest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FindStored returns the record of the stored image imageRef names, by name, without opening the
+// store or contacting a registry; nil if it finds none. Under PullNew only registry images are
+// looked up: the file transports are read again, as a file may have changed under its name.
+func FindStored(dir datadir.Dir, sys *types.SystemContext, imageRef string, policy PullPolicy) (*imageindex.Record, error) {
+	ref, err := ParseReference(imageRef)
+	if err != nil {
+		return nil, err
+	}
+	fromRegistry := ref == nil || ref.Transport().Name() == "docker"
+	var names []string
+	switch {
+	case ref == nil:
+		candidates, err := shortnames.ResolveLocally(sys, imageRef)
+		if err != nil {
+			return nil, fmt.Errorf("resolve the short name %q: %w", imageRef, err)
+		}
+		for _, c := range candidates {
+			names = append(names, c.String())
+		}
+	case fromRegistry || policy == PullNever:
+		name, err := storedName(sys, ref, imageRef)
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, name)
+	}
+	for _, n := range names {
+		rec, err := imageindex.LookupName(dir.Images(), n)
+		if err == nil {
+			slog.Debug("image is stored", "name", n, "id", rec.ID)
+			return rec, saveRecord(dir, rec, imageRef, fromRegistry)
+		}
+		if !errors.Is(err, imageindex.ErrNotFound) {
+			return nil, err
+		}
+	}
+	return nil, nil
 }
 
 // stored returns a reference to the stored image fetched by manifestDigest, named name, or nil
@@ -171,10 +315,14 @@ func (s *Store) copy(ctx context.Context, sys *types.SystemContext, pc *signatur
 	return resolved, nil
 }
 
-// explainOpenError says which part of imageRef is wrong when its image cannot be opened; the
-// image library's messages omit the path.
+// explainOpenError says what is wrong when the image imageRef names cannot be opened, and how to
+// fix it: the image library's messages omit the path of a file, and the flag or command a
+// registry error calls for.
 func explainOpenError(imageRef string, err error) error {
 	transport, rest, _ := strings.Cut(imageRef, ":")
+	if transport != "oci" && transport != "oci-archive" && transport != "docker-archive" {
+		return explainRegistryError(err)
+	}
 	path, _, _ := strings.Cut(rest, ":")
 	st, statErr := os.Stat(path)
 	switch {
@@ -182,7 +330,7 @@ func explainOpenError(imageRef string, err error) error {
 		return fmt.Errorf("%s does not exist", path)
 	case statErr == nil && transport == "oci" && !st.IsDir():
 		return fmt.Errorf("%s is not an OCI image layout directory; for an archive use oci-archive:%s", path, rest)
-	case statErr == nil && transport == "oci-archive" && st.IsDir():
+	case statErr == nil && transport != "oci" && st.IsDir():
 		return fmt.Errorf("%s is a directory; for an OCI image layout use oci:%s", path, rest)
 	}
 	switch transport {
@@ -193,6 +341,21 @@ func explainOpenError(imageRef string, err error) error {
 		return fmt.Errorf("read OCI image layout %s: %w", path, err)
 	case "oci-archive":
 		return fmt.Errorf("read OCI archive %s: %w", path, err)
+	}
+	return fmt.Errorf("read docker archive %s: %w", path, err)
+}
+
+// explainRegistryError adds the fix to a registry error whose cause kite can tell.
+func explainRegistryError(err error) error {
+	msg := err.Error()
+	var unauthorized docker.ErrUnauthorizedForCredentials
+	switch {
+	case errors.As(err, &unauthorized) || strings.Contains(msg, "authentication required") || strings.Contains(msg, "unauthorized"):
+		return fmt.Errorf("%w; log in with kite login REGISTRY, or give a credentials file with --authfile", err)
+	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
+		return fmt.Errorf("%w; if the registry is meant to be plain HTTP, mark it insecure in registries.conf or use --insecure-options=http", err)
+	case strings.Contains(msg, "x509:") || strings.Contains(msg, "certificate"):
+		return fmt.Errorf("%w; add the registry's CA under /etc/containers/certs.d/HOST:PORT/, or use --insecure-options=tls", err)
 	}
 	return err
 }

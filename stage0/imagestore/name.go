@@ -5,45 +5,152 @@ import (
 	"path/filepath"
 	"strings"
 
+	"go.podman.io/image/v5/docker"
+	"go.podman.io/image/v5/docker/archive"
 	"go.podman.io/image/v5/docker/reference"
+	"go.podman.io/image/v5/pkg/shortnames"
+	"go.podman.io/image/v5/transports"
 	"go.podman.io/image/v5/transports/alltransports"
 	"go.podman.io/image/v5/types"
 )
 
-// Transports kite-image fetches from. docker:// comes later; refusing the others keeps a user
-// from storing an image from a transport kite has not been tested with (containers-storage:,
-// docker-daemon:, dir:...).
-var supportedTransports = map[string]bool{"oci": true, "oci-archive": true}
+// supportedTransports are the transports kite fetches from. Refusing the image library's others
+// keeps a user from storing an image from a transport kite has not been tested with
+// (containers-storage:, docker-daemon:, dir:...).
+var supportedTransports = map[string]bool{"docker": true, "docker-archive": true, "oci": true, "oci-archive": true}
 
-// ParseReference parses an image reference of the form TRANSPORT:REST, accepting only the
-// transports kite supports.
+const referenceForms = "docker://HOST/REPO[:TAG|@DIGEST], NAME[:TAG] (resolved as registries.conf says), " +
+	"docker-archive:PATH[:NAME], oci:PATH[:REF] or oci-archive:PATH[:REF]"
+
+// Source is one place a fetch may copy an image from, and the name it is stored under.
+type Source struct {
+	Ref types.ImageReference
+	// Name is the stored image's name; "" stores the image by ID only.
+	Name string
+}
+
+// ParseReference parses an image reference: TRANSPORT:REST for the transports kite supports, or a
+// docker image name without a transport. A short name (no registry) parses to nil: only Sources
+// can resolve it.
 func ParseReference(imageRef string) (types.ImageReference, error) {
 	transport, rest, ok := strings.Cut(imageRef, ":")
-	if !ok || transport == "" || strings.HasPrefix(rest, ":") || rest == "" {
-		return nil, fmt.Errorf("parse image reference %q: expected oci:PATH[:REF] or oci-archive:PATH[:REF]", imageRef)
+	if ok && transports.Get(transport) != nil {
+		if !supportedTransports[transport] {
+			return nil, fmt.Errorf("parse image reference %q: transport %q is not supported; use %s", imageRef, transport, referenceForms)
+		}
+		if rest == "" || strings.HasPrefix(rest, ":") || transport == "docker" && !strings.HasPrefix(rest, "//") {
+			return nil, fmt.Errorf("parse image reference %q: expected %s", imageRef, referenceForms)
+		}
+		ref, err := alltransports.ParseImageName(imageRef)
+		if err != nil {
+			return nil, fmt.Errorf("parse image reference %q: %w", imageRef, err)
+		}
+		return ref, nil
 	}
-	if !supportedTransports[transport] {
-		return nil, fmt.Errorf("parse image reference %q: transport %q is not supported yet; use oci:PATH[:REF] or oci-archive:PATH[:REF]", imageRef, transport)
+	if strings.Contains(imageRef, "://") || imageRef == "" {
+		return nil, fmt.Errorf("parse image reference %q: unknown transport; use %s", imageRef, referenceForms)
 	}
-	ref, err := alltransports.ParseImageName(imageRef)
+	if shortnames.IsShortName(imageRef) {
+		// Check the syntax now; the registry comes from registries.conf.
+		if _, err := reference.ParseNormalizedNamed(imageRef); err != nil {
+			return nil, fmt.Errorf("parse image reference %q: %w; use %s", imageRef, err, referenceForms)
+		}
+		return nil, nil
+	}
+	ref, err := docker.ParseReference("//" + imageRef)
 	if err != nil {
-		return nil, fmt.Errorf("parse image reference %q: %w", imageRef, err)
+		return nil, fmt.Errorf("parse image reference %q: %w; use %s", imageRef, err, referenceForms)
 	}
 	return ref, nil
 }
 
-// StoredName is the name an image fetched by imageRef is stored under:
-// localhost/<basename of PATH>:<REF or "latest">, made into a valid docker reference. It returns ""
-// when no valid name can be made; the image is then stored by ID only.
-func StoredName(imageRef string) string {
+// Sources returns where imageRef may be fetched from, in the order to try them. Only a short
+// name has more than one: a candidate per registry that registries.conf lists for it.
+func Sources(sys *types.SystemContext, imageRef string) ([]Source, error) {
+	ref, err := ParseReference(imageRef)
+	if err != nil {
+		return nil, err
+	}
+	if ref != nil {
+		name, err := storedName(sys, ref, imageRef)
+		if err != nil {
+			return nil, err
+		}
+		return []Source{{Ref: ref, Name: name}}, nil
+	}
+	resolved, err := shortnames.Resolve(sys, imageRef)
+	if err != nil {
+		return nil, fmt.Errorf("resolve the short name %q: %w; use a full name such as docker://docker.io/library/%s, or add an alias or unqualified-search-registries to registries.conf", imageRef, err, imageRef)
+	}
+	var out []Source
+	for _, c := range resolved.PullCandidates {
+		ref, err := docker.NewReference(c.Value)
+		if err != nil {
+			return nil, fmt.Errorf("resolve the short name %q: %w", imageRef, err)
+		}
+		out = append(out, Source{Ref: ref, Name: c.Value.String()})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("resolve the short name %q: registries.conf gives no registry for it", imageRef)
+	}
+	return out, nil
+}
+
+// storedName is the name the image ref names is stored under:
+//   - docker: the full name, docker.io/library/busybox:latest for busybox.
+//   - docker-archive: the name given after the path, else the archive's only tag, else a local
+//     name made from the file name.
+//   - oci, oci-archive: a local name made from the path and REF.
+func storedName(sys *types.SystemContext, ref types.ImageReference, imageRef string) (string, error) {
+	switch ref.Transport().Name() {
+	case "docker":
+		return reference.TagNameOnly(ref.DockerReference()).String(), nil
+	case "docker-archive":
+		if named := ref.DockerReference(); named != nil {
+			return named.String(), nil
+		}
+		tag, err := onlyArchiveTag(sys, ref)
+		if err != nil || tag != "" {
+			return tag, err
+		}
+	}
+	return localName(imageRef), nil
+}
+
+// onlyArchiveTag returns the tag of the only image in a docker archive, or "".
+func onlyArchiveTag(sys *types.SystemContext, ref types.ImageReference) (string, error) {
+	_, rest, _ := strings.Cut(transports.ImageName(ref), ":")
+	path, _, _ := strings.Cut(rest, ":")
+	r, err := archive.NewReader(sys, path)
+	if err != nil {
+		return "", explainOpenError("docker-archive:"+rest, err)
+	}
+	defer r.Close()
+	images, err := r.List()
+	if err != nil {
+		return "", fmt.Errorf("read docker archive %s: %w", path, err)
+	}
+	if len(images) != 1 {
+		return "", fmt.Errorf("%s holds %d images; name one: docker-archive:%s:NAME:TAG", path, len(images), path)
+	}
+	if named := images[0][0].DockerReference(); named != nil {
+		return named.String(), nil
+	}
+	return "", nil
+}
+
+// localName is localhost/<basename of PATH>:<REF or "latest">, made into a valid docker
+// reference, for an image from a file. It returns "" when no valid name can be made; the image is
+// then stored by ID only.
+func localName(imageRef string) string {
 	transport, rest, _ := strings.Cut(imageRef, ":")
-	// The oci transports split PATH and REF at the first colon (oci/internal.SplitPathAndImage).
+	// The file transports split PATH and REF at the first colon (oci/internal.SplitPathAndImage).
 	path, tag, _ := strings.Cut(rest, ":")
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
 	base := filepath.Base(path)
-	if transport == "oci-archive" {
+	if transport == "oci-archive" || transport == "docker-archive" {
 		base = strings.TrimSuffix(base, ".tar")
 	}
 	repo := sanitizeRepo(base)

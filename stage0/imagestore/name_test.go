@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestStoredName(t *testing.T) {
+func TestLocalName(t *testing.T) {
 	for _, tc := range []struct{ ref, want string }{
 		{"oci:/tmp/layout:tag", "localhost/layout:tag"},
 		{"oci:/tmp/layout", "localhost/layout:latest"},
@@ -24,8 +24,8 @@ func TestStoredName(t *testing.T) {
 		{"oci:/tmp/" + strings.Repeat("a", 300) + ":tag", "localhost/" + strings.Repeat("a", 245) + ":tag"},
 		{"oci:/tmp/layout:" + strings.Repeat("t", 200), "localhost/layout:" + strings.Repeat("t", 128)},
 	} {
-		if got := StoredName(tc.ref); got != tc.want {
-			t.Errorf("StoredName(%q) = %q, want %q", tc.ref, got, tc.want)
+		if got := localName(tc.ref); got != tc.want {
+			t.Errorf("localName(%q) = %q, want %q", tc.ref, got, tc.want)
 		}
 	}
 }
@@ -38,13 +38,23 @@ func TestParseReference(t *testing.T) {
 		{"oci:/tmp/layout:tag", ""},
 		{"oci:/tmp/layout", ""},
 		{"oci-archive:/tmp/x.tar:tag", ""},
-		{"docker://busybox", `transport "docker" is not supported yet`},
-		{"containers-storage:busybox", `transport "containers-storage" is not supported yet`},
-		{"dir:/tmp/x", `transport "dir" is not supported yet`},
-		{"/tmp/layout", "expected oci:PATH[:REF]"},
-		{":x", "expected oci:PATH[:REF]"},
-		{"oci:", "expected oci:PATH[:REF]"},
-		{"oci-archive::tag", "expected oci:PATH[:REF]"},
+		{"docker://busybox", ""},
+		{"docker://registry.example:5000/team/app:1.2", ""},
+		{"docker://registry.example/app@sha256:" + strings.Repeat("a", 64), ""},
+		{"docker-archive:/tmp/x.tar", ""},
+		{"docker-archive:/tmp/x.tar:app:1", ""},
+		{"busybox", ""},
+		{"registry.example:5000/team/app:1.2", ""},
+		{"containers-storage:busybox", `transport "containers-storage" is not supported`},
+		{"dir:/tmp/x", `transport "dir" is not supported`},
+		{"docker:busybox", "expected docker://"},
+		{"https://registry.example/app", "unknown transport"},
+		{"/tmp/layout", "parse image reference"},
+		{"Busybox", "parse image reference"},
+		{"", "unknown transport"},
+		{":x", "parse image reference"},
+		{"oci:", "expected docker://"},
+		{"oci-archive::tag", "expected docker://"},
 		{"oci:/tmp/layout:Bad Tag!", "parse image reference"},
 	} {
 		_, err := ParseReference(tc.ref)

@@ -65,9 +65,9 @@ func TestLoadPolicy(t *testing.T) {
 		wantReject string // error substring when the policy rejects; "" if it accepts
 	}{
 		{name: "insecure ignores the file", insecure: true, path: broken},
-		{name: "no file rejects", path: filepath.Join(dir, "missing.json"), wantReject: "no signature policy accepts it; run with --insecure-options=image"},
+		{name: "no file accepts a local layout", path: filepath.Join(dir, "missing.json")},
 		{name: "file accepts", path: accept},
-		{name: "file rejects", path: reject, wantReject: "signature policy " + reject + " rejects it"},
+		{name: "file rejects", path: reject, wantReject: "is refused by signature policy " + reject + " (scope default of transport oci): Running image oci:"},
 		{name: "broken file", path: broken, wantLoad: "load signature policy " + broken},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,5 +114,29 @@ func evaluate(t *testing.T, p *Policy, imageRef string) error {
 	if !errors.As(err, &rejected) {
 		t.Fatalf("rejected with %v, not a PolicyRequirementError", err)
 	}
-	return p.rejection(imageRef, err)
+	return p.rejection(imageRef, ref, err)
+}
+
+// TestRejectionOfRegistryImage checks what the built-in policy says about an unsigned registry
+// image: which scope refused it and the kite trust command that would accept it.
+func TestRejectionOfRegistryImage(t *testing.T) {
+	ref, err := ParseReference("docker://registry.example:5000/team/app:1.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Policy{Policy: DefaultPolicy()}
+	got := p.rejection("docker://registry.example:5000/team/app:1.2", ref, nil).Error()
+	for _, want := range []string{
+		"docker://registry.example:5000/team/app:1.2 is refused by the built-in policy (scope global default)",
+		"kite trust --prefix registry.example:5000/team/app KEYFILE",
+		"--insecure-options=image",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("rejection = %q, want it to contain %q", got, want)
+		}
+	}
+	p.Transports["docker"] = signature.PolicyTransportScopes{"registry.example:5000/team": {signature.NewPRReject()}}
+	if got := p.scope(ref); got != `"registry.example:5000/team" of transport docker` {
+		t.Errorf("scope = %s, want the team namespace", got)
+	}
 }

@@ -35,7 +35,7 @@ func TestExitStatus(t *testing.T) {
 		{name: "bad global flag", args: append([]string{"--bogus"}, runArgs(busybox, "true")...), code: 125, stderr: "bogus"},
 		{name: "unknown command", args: []string{"frobnicate"}, code: 125, stderr: "frobnicate"},
 		{name: "no image", args: []string{"run", "--insecure-options=image"}, code: 125, stderr: "image"},
-		{name: "arguments without --", args: []string{"run", "--insecure-options=image", busybox, "true"}, code: 125, stderr: "--"},
+		{name: "arguments without --", args: []string{"run", busybox, "true"}, code: 125, stderr: "--"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -54,7 +54,7 @@ func TestExitStatus(t *testing.T) {
 // TestExecReplacesEntrypoint checks that --exec runs another program with the given arguments.
 func TestExecReplacesEntrypoint(t *testing.T) {
 	dir := sharedDir(t, "busybox")
-	r := kite(t, dir, "run", "--insecure-options=image", "--exec", "/bin/echo", layoutRef("busybox"), "--", "hello")
+	r := kite(t, dir, "run", "--exec", "/bin/echo", layoutRef("busybox"), "--", "hello")
 	wantCode(t, r, 0, "kite run --exec /bin/echo")
 	if r.Stdout != "hello\n" {
 		t.Fatalf("stdout = %q, want %q", r.Stdout, "hello\n")

@@ -176,9 +176,9 @@ func kiteWith(t *testing.T, dir string, o *options, args ...string) result {
 	return finish(t, start(t, dir, o, args...))
 }
 
-// runArgs is `run --insecure-options=image REF [-- APP...]`.
+// runArgs is `run REF [-- APP...]`: local images need no signature.
 func runArgs(ref string, app ...string) []string {
-	args := []string{"run", "--insecure-options=image", ref}
+	args := []string{"run", ref}
 	if len(app) > 0 {
 		args = append(append(args, "--"), app...)
 	}

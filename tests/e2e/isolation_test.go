@@ -130,7 +130,7 @@ func TestInheritedFDsClosed(t *testing.T) {
 func TestAppUmask(t *testing.T) {
 	dir := sharedDir(t, "busybox")
 	cmd := exec.Command("/bin/sh", "-c", `umask 077; exec "$@"`, "sh",
-		filepath.Join(binDir, "kite"), "--dir", dir, "run", "--insecure-options=image", layoutRef("busybox"), "--",
+		filepath.Join(binDir, "kite"), "--dir", dir, "run", layoutRef("busybox"), "--",
 		"sh", "-c", "umask")
 	out, err := cmd.Output()
 	if err != nil {

@@ -231,7 +231,7 @@ func sharedDir(t *testing.T, tag string) string {
 
 // prefetch stores the image by running /bin/true from it once.
 func prefetch(dir, tag string) error {
-	r, err := runKite(dir, nil, "run", "--insecure-options=image", "--exec", "/bin/true", layoutRef(tag))
+	r, err := runKite(dir, nil, "run", "--exec", "/bin/true", layoutRef(tag))
 	if err != nil {
 		return err
 	}

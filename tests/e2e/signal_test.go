@@ -69,7 +69,7 @@ func TestAppSignalDispositions(t *testing.T) {
 	kite := filepath.Join(binDir, "kite")
 	// The caller ignores SIGHUP and SIGUSR1 before it execs kite.
 	cmd := exec.Command("/bin/sh", "-c", `trap "" HUP USR1; exec "$@"`, "sh",
-		kite, "--dir", dir, "run", "--insecure-options=image", layoutRef("busybox"), "--",
+		kite, "--dir", dir, "run", layoutRef("busybox"), "--",
 		"sh", "-c", `grep -E "^Sig(Blk|Ign):" /proc/self/status; trap "echo got USR2" USR2; kill -USR2 $$`)
 	out, err := cmd.Output()
 	if err != nil {

@@ -8,8 +8,8 @@ cmd='echo "hello from a kite pod: $(id)"; echo "hostname: $(hostname)"; echo "ui
 if [ "$(id -u)" -eq 0 ]; then
 	. "$here/tests/scripts/testuser.sh"
 	ensure_test_user "$1"
-	echo "+ runuser -u $1 -- bin/kite run --insecure-options=image $image -- sh -c '...'"
-	exec runuser -u "$1" -- "$here/bin/kite" run --insecure-options=image "$image" -- sh -c "$cmd"
+	echo "+ runuser -u $1 -- bin/kite run $image -- sh -c '...'"
+	exec runuser -u "$1" -- "$here/bin/kite" run "$image" -- sh -c "$cmd"
 fi
-echo "+ bin/kite run --insecure-options=image $image -- sh -c '...'"
-exec "$here/bin/kite" run --insecure-options=image "$image" -- sh -c "$cmd"
+echo "+ bin/kite run $image -- sh -c '...'"
+exec "$here/bin/kite" run "$image" -- sh -c "$cmd"

@@ -52,7 +52,7 @@ func run(bin, images, out string, runs int) error {
 	kite := filepath.Join(bin, "kite")
 	data := filepath.Join(scratch, "kite")
 	image := "oci:" + filepath.Join(images, "layout") + ":busybox"
-	kiteRun := []string{kite, "--dir", data, "run", "--insecure-options=image", image, "--", "true"}
+	kiteRun := []string{kite, "--dir", data, "run", image, "--", "true"}
 	// The first run fetches the image into the store; every measured run finds it there.
 	if o, err := exec.Command(kiteRun[0], kiteRun[1:]...).CombinedOutput(); err != nil {
 		return fmt.Errorf("first kite run: %v\n%s", err, o)
@@ -159,7 +159,7 @@ func medianRSS(kite, data, image string, n int) (map[string]int, error) {
 
 // kiteRSS starts a pod running sleep and reads the resident memory of the monitor and the init.
 func kiteRSS(kite, data, image string) (map[string]int, error) {
-	cmd := exec.Command(kite, "--dir", data, "run", "--insecure-options=image", image, "--", "sleep", "1.5")
+	cmd := exec.Command(kite, "--dir", data, "run", image, "--", "sleep", "1.5")
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

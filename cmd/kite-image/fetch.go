@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/kite-runtime/kite/stage0/datadir"
+	"github.com/kite-runtime/kite/stage0/imageindex"
+	"github.com/kite-runtime/kite/stage0/imagestore"
+	"go.podman.io/image/v5/types"
+)
+
+// fetchAction stores images and prints each one's imageindex.Record as a line of JSON:
+//
+//	fetch [--authfile FILE] [--pull-policy never|new|update] [--quiet] IMAGEREF...
+type fetchAction struct {
+	refs       []string
+	authFile   string
+	pullPolicy imagestore.PullPolicy
+	pull       string
+	quiet      bool
+}
+
+func (a *fetchAction) flags(fs *flag.FlagSet) {
+	fs.StringVar(&a.authFile, "authfile", os.Getenv("REGISTRY_AUTH_FILE"), "registry credentials")
+	fs.StringVar(&a.pull, "pull-policy", string(imagestore.PullUpdate), "never, new or update")
+	fs.BoolVar(&a.quiet, "quiet", false, "no progress bars")
+}
+
+func (a *fetchAction) parse(args []string) error {
+	var err error
+	if a.pullPolicy, err = imagestore.ParsePullPolicy(a.pull); err != nil {
+		return err
+	}
+	if len(args) == 0 {
+		return usageError(errors.New("fetch: no image reference"))
+	}
+	// Refuse a bad reference before creating a user namespace for it.
+	for _, ref := range args {
+		if _, err := imagestore.ParseReference(ref); err != nil {
+			return err
+		}
+	}
+	a.refs = args
+	return nil
+}
+
+func (a *fetchAction) needsStore() bool { return true }
+
+// runOutside prints the records of the images to fetch and reports true when the pull policy lets
+// every one of them be used as stored: they need neither the store nor its user namespace.
+func (a *fetchAction) runOutside(_ context.Context, g *globals) (bool, error) {
+	if a.pullPolicy == imagestore.PullUpdate {
+		return false, nil
+	}
+	var recs []*imageindex.Record
+	for _, ref := range a.refs {
+		rec, err := imagestore.FindStored(g.dir, &types.SystemContext{}, ref, a.pullPolicy)
+		if err != nil || rec == nil {
+			return false, err
+		}
+		recs = append(recs, rec)
+	}
+	return true, printRecords(recs...)
+}
+
+func (a *fetchAction) run(ctx context.Context, g *globals) error {
+	config, err := datadir.ConfigDir()
+	if err != nil && !g.insecure.Image {
+		return err
+	}
+	policy, err := imagestore.LoadPolicy(g.insecure, datadir.PolicyFile(config))
+	if err != nil {
+		return err
+	}
+	opts := imagestore.FetchOptions{
+		Policy:             policy,
+		InsecureRegistries: g.insecure.Registries,
+		AuthFile:           a.authFile,
+		PullPolicy:         a.pullPolicy,
+	}
+	// kite trust keeps its registries.d beside the policy it writes.
+	if reg := datadir.RegistriesDir(config); config != "" && isDir(reg) {
+		opts.RegistriesDir = reg
+	}
+	if !a.quiet && isTerminal(os.Stderr) {
+		opts.Progress = os.Stderr
+	}
+	for _, ref := range a.refs {
+		if policy.Insecure {
+			fmt.Fprintf(os.Stderr, "kite: warning: %s is not verified (--insecure-options=image)\n", ref)
+		}
+		rec, err := imagestore.Fetch(ctx, g.dir, ref, opts)
+		if err != nil {
+			return err
+		}
+		if err := printRecords(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func printRecords(recs ...*imageindex.Record) error {
+	out := json.NewEncoder(os.Stdout)
+	for _, rec := range recs {
+		if err := out.Encode(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}

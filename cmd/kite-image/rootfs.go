@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/kite-runtime/kite/stage0/imagestore"
+)
+
+// rootfsAction makes or removes a pod's own copy of an image, for stores without overlayfs:
+//
+//	rootfs --pod UUID IMAGE-ID    prints the directory of the copy
+//	rm-rootfs --pod UUID
+type rootfsAction struct {
+	remove  bool
+	pod     string
+	imageID string
+}
+
+func (a *rootfsAction) flags(fs *flag.FlagSet) { fs.StringVar(&a.pod, "pod", "", "pod UUID") }
+
+func (a *rootfsAction) parse(args []string) error {
+	want := 1
+	if a.remove {
+		want = 0
+	}
+	if a.pod == "" || len(args) != want {
+		return usageError(errors.New("rootfs --pod UUID IMAGE-ID, or rm-rootfs --pod UUID"))
+	}
+	if !a.remove {
+		a.imageID = args[0]
+	}
+	return nil
+}
+
+func (a *rootfsAction) needsStore() bool { return true }
+
+func (a *rootfsAction) run(_ context.Context, g *globals) error {
+	st, err := imagestore.Open(g.dir)
+	if err != nil {
+		return err
+	}
+	var dir string
+	if a.remove {
+		err = st.RemoveRootfs(a.pod)
+	} else {
+		dir, err = st.CreateRootfs(a.pod, a.imageID)
+	}
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || a.remove {
+		return err
+	}
+	_, err = fmt.Println(dir)
+	return err
+}
