@@ -72,6 +72,7 @@ var actions = map[string]func() action{
 	"rootfs":    func() action { return &rootfsAction{} },
 	"rm-rootfs": func() action { return &rootfsAction{remove: true} },
 	"trust":     func() action { return &trustAction{} },
+	"image":     func() action { return &imageAction{} },
 }
 
 func run(args []string) int {
@@ -112,6 +113,10 @@ func fail(err error) int {
 		return 0
 	}
 	fmt.Fprintf(os.Stderr, "kite: %v\n", err)
+	var coded *exitcode.CodedError
+	if errors.As(err, &coded) {
+		return coded.Code
+	}
 	return exitcode.Failed
 }
 

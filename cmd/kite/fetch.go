@@ -111,6 +111,18 @@ func newFetchRequest(c *cli.Context) (*fetchRequest, error) {
 // storedImage returns the record of the image ref names, from the store when the pull policy
 // allows, else fetched.
 func (r *fetchRequest) storedImage(ref string) (*imageindex.Record, error) {
+	rec, err := r.findOrFetch(ref)
+	if err != nil {
+		return nil, err
+	}
+	// For kite image gc; an image whose use cannot be recorded still runs.
+	if err := imageindex.MarkUsed(r.dir.Images(), rec.ManifestDigest); err != nil {
+		slog.Debug("record the use of the image", "error", err)
+	}
+	return rec, nil
+}
+
+func (r *fetchRequest) findOrFetch(ref string) (*imageindex.Record, error) {
 	// An OCI layout is found by the manifest it holds now, so a changed layout is fetched again.
 	if dg, ok := imageindex.ManifestDigestOfLayout(ref); ok {
 		if rec, err := found(imageindex.Lookup(r.dir.Images(), dg)); rec != nil || err != nil {
