@@ -38,8 +38,9 @@ type Options struct {
 	// exactly these; other requests get 401 with a Basic challenge, which is what containers/image
 	// answers with credentials.
 	Username, Password string
-	// Logf receives one line per request from the underlying registry (t.Logf fits). Nil discards
-	// them: the e2e suite's output stays readable.
+	// Logf receives one line per request from the underlying registry (t.Logf fits; it is called
+	// only from request handlers, and none runs once Close has returned). Nil discards the lines:
+	// the e2e suite's output stays readable.
 	Logf func(format string, args ...any)
 }
 
@@ -80,11 +81,12 @@ func Start(opts Options) (*Registry, error) {
 	}
 	blobs := ggcr.NewInMemoryBlobHandler()
 	r := &Registry{
-		opts:      opts,
-		token:     hex.EncodeToString(token),
-		blobs:     blobs,
-		inner:     ggcr.New(ggcr.Logger(newLogger(opts.Logf)), ggcr.WithBlobHandler(blobs)),
-		client:    &http.Client{Timeout: time.Minute},
+		opts:  opts,
+		token: hex.EncodeToString(token),
+		blobs: blobs,
+		inner: ggcr.New(ggcr.Logger(newLogger(opts.Logf)), ggcr.WithBlobHandler(blobs)),
+		// A transport of its own, so Close drops only this registry's idle connections.
+		client:    &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), Timeout: time.Minute},
 		done:      make(chan struct{}),
 		faults:    make(map[string]BlobFault),
 		holds:     make(map[string]*Hold),
@@ -103,7 +105,9 @@ func Start(opts Options) (*Registry, error) {
 		return nil, fmt.Errorf("listener address %v is not a loopback TCP port", ln.Addr())
 	}
 	r.addr = tcp.String()
-	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+	// The server's own error log stays on stderr: it reports panics in the handlers below, and
+	// Logf may be a test's t.Logf, which must not be called once that test has ended.
+	r.srv = &http.Server{Handler: http.HandlerFunc(r.serve), ReadHeaderTimeout: 10 * time.Second}
 	go r.srv.Serve(ln)
 
 	if err := r.checkIdentity(); err != nil {
@@ -120,8 +124,11 @@ func (r *Registry) checkIdentity() error {
 		return fmt.Errorf("check registry on %s: %w", r.addr, err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get(identityHeader) != r.token {
-		return fmt.Errorf("check registry on %s: GET /v2/ answered %s by another server", r.addr, resp.Status)
+	if resp.Header.Get(identityHeader) != r.token {
+		return fmt.Errorf("check registry on %s: another server answered GET /v2/ (%s)", r.addr, resp.Status)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("check registry on %s: GET /v2/: %s", r.addr, resp.Status)
 	}
 	return nil
 }
@@ -165,9 +172,9 @@ func (r *Registry) BlobGETs() int {
 	return n
 }
 
-// ServeHTTP logs the request, checks credentials and applies the test's faults before handing the
+// serve logs the request, checks credentials and applies the test's faults before handing the
 // request to the in-process registry.
-func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+func (r *Registry) serve(w http.ResponseWriter, req *http.Request) {
 	// Handlers only start while the registry is open, so Close's Wait never races an Add.
 	r.mu.Lock()
 	if r.closed {

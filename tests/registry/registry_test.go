@@ -416,3 +416,45 @@ func TestCloseEndsHeldResponse(t *testing.T) {
 		t.Fatal("Close waited for a held response")
 	}
 }
+
+// An index entry of the layout is pushed as an index, its images first.
+func TestPushLayoutIndex(t *testing.T) {
+	reg := start(t, Options{})
+	dir := smallLayout(t)
+	var top ocispec.Index
+	readJSONFile(t, filepath.Join(dir, "index.json"), &top)
+	image := top.Manifests[0]
+	image.Annotations = nil
+	nested, err := json.Marshal(ocispec.Index{Versioned: specsV2, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{image}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd := digest.FromBytes(nested)
+	if err := os.WriteFile(filepath.Join(dir, "blobs", "sha256", nd.Encoded()), nested, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	top.Manifests = append(top.Manifests, ocispec.Descriptor{
+		MediaType:   ocispec.MediaTypeImageIndex,
+		Digest:      nd,
+		Size:        int64(len(nested)),
+		Annotations: map[string]string{ocispec.AnnotationRefName: "multi"},
+	})
+	b, err := json.Marshal(top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := reg.PushLayout(dir, "multi", "team/multi:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != nd.String() {
+		t.Errorf("PushLayout digest %s, want %s", got, nd)
+	}
+	if resp, _, _ := get(t, reg, http.MethodGet, "/v2/team/multi/manifests/"+image.Digest.String(), nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("the index's image was not pushed: %s", resp.Status)
+	}
+}
