@@ -73,6 +73,8 @@ var actions = map[string]func() action{
 	"rm-rootfs": func() action { return &rootfsAction{remove: true} },
 	"trust":     func() action { return &trustAction{} },
 	"image":     func() action { return &imageAction{} },
+	"login":     func() action { return &loginAction{} },
+	"logout":    func() action { return &loginAction{logout: true} },
 }
 
 func run(args []string) int {
@@ -85,9 +87,7 @@ func run(args []string) int {
 		return fail(err)
 	}
 	setUpLogging(g.debug)
-	if err := settleRuntimeDir(g.dir); err != nil {
-		return fail(err)
-	}
+	settleRuntimeDir(g.dir)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	slog.Debug("kite-image started", "action", name, "inUserNamespace", imagestore.InUserNamespace(), "pid", os.Getpid())
@@ -208,13 +208,9 @@ func isTerminal(f *os.File) bool {
 // settleRuntimeDir points XDG_RUNTIME_DIR at kite's private runtime directory when the environment
 // has none: containers/storage would otherwise make one of its own in /tmp or /run/user, and kite
 // writes nothing outside its own directories.
-func settleRuntimeDir(d datadir.Dir) error {
-	if d.RuntimeDir() != d.PrivateRuntimeDir() {
-		return nil
+func settleRuntimeDir(d datadir.Dir) {
+	if d.RuntimeDir() == d.PrivateRuntimeDir() {
+		// Not created here: the store creates its run root below it when it opens.
+		os.Setenv("XDG_RUNTIME_DIR", d.PrivateRuntimeDir())
 	}
-	dir := d.PrivateRuntimeDir()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create the runtime directory: %w", err)
-	}
-	return os.Setenv("XDG_RUNTIME_DIR", dir)
 }

@@ -67,7 +67,7 @@ Example:
    kite run oci:./layout:app -- sh -c 'echo hi'
    kite fetch docker://registry.example:5000/team/app:1.2`,
 		Flags:                     globalFlags,
-		Commands:                  []*cli.Command{runCommand(), fetchCommand(), imageCommand(), trustCommand(), versionCommand()},
+		Commands:                  append([]*cli.Command{runCommand(), fetchCommand(), imageCommand(), trustCommand()}, append(loginCommands(), versionCommand())...),
 		DisableSliceFlagSeparator: true,
 		HideVersion:               true,
 		Before: func(c *cli.Context) error {

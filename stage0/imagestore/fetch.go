@@ -98,6 +98,8 @@ func Fetch(ctx context.Context, dir datadir.Dir, imageRef string, opts FetchOpti
 	if err != nil {
 		return nil, fail(err)
 	}
+	// Leave no empty directory behind in a data dir that had none.
+	defer os.Remove(sys.BigFilesTemporaryDir)
 	if opts.PullPolicy != PullUpdate {
 		rec, err := FindStored(dir, sys, imageRef, opts.PullPolicy)
 		if rec != nil || err != nil {
@@ -157,7 +159,8 @@ func fetchFrom(ctx context.Context, dir datadir.Dir, sys *types.SystemContext, i
 	defer pc.Destroy()
 	if allowed, err := pc.IsRunningImageAllowed(ctx, image.UnparsedInstance(src, nil)); !allowed {
 		var rejected signature.PolicyRequirementError
-		if errors.As(err, &rejected) || err == nil {
+		var invalid signature.InvalidSignatureError
+		if err == nil || errors.As(err, &rejected) || errors.As(err, &invalid) {
 			return nil, opts.Policy.rejection(imageRef, from.Ref, err)
 		}
 		return nil, fmt.Errorf("verify signatures: %w", err)
@@ -175,7 +178,7 @@ func fetchFrom(ctx context.Context, dir datadir.Dir, sys *types.SystemContext, i
 		return nil, err
 	}
 	if resolved == nil {
-		if resolved, err = st.copy(ctx, sys, pc, openedReference{ImageReference: from.Ref, src: src}, from.Name, opts.Progress); err != nil {
+		if resolved, err = st.copy(ctx, sys, openedReference{ImageReference: from.Ref, src: src}, from.Name, opts.Progress); err != nil {
 			return nil, err
 		}
 	}
@@ -275,7 +278,7 @@ func (s *Store) stored(manifestDigest digest.Digest, name string) (types.ImageRe
 
 // copy copies the image src refers to into the store and returns a reference to the copy. If the
 // copy fails, what it stored is removed.
-func (s *Store) copy(ctx context.Context, sys *types.SystemContext, pc *signature.PolicyContext, src openedReference, name string, progress io.Writer) (types.ImageReference, error) {
+func (s *Store) copy(ctx context.Context, sys *types.SystemContext, src openedReference, name string, progress io.Writer) (types.ImageReference, error) {
 	var dest types.ImageReference
 	var err error
 	if name != "" {
@@ -295,8 +298,17 @@ func (s *Store) copy(ctx context.Context, sys *types.SystemContext, pc *signatur
 	if err != nil {
 		return nil, err
 	}
+	// fetchFrom verified the signatures on this very source, whose manifest the copy reads again
+	// from its cache, and the copy checks every blob against that manifest. The copy cannot check
+	// them itself: through the wrapper that keeps the source open it sees only the public image
+	// source interface, which has no sigstore signatures.
+	acceptVerified, err := signature.NewPolicyContext(&signature.Policy{Default: signature.PolicyRequirements{signature.NewPRInsecureAcceptAnything()}})
+	if err != nil {
+		return nil, err
+	}
+	defer acceptVerified.Destroy()
 	var resolved types.ImageReference
-	_, err = copy.Image(ctx, pc, dest, src, &copy.Options{
+	_, err = copy.Image(ctx, acceptVerified, dest, src, &copy.Options{
 		ReportWriter:       progress,
 		SourceCtx:          sys,
 		DestinationCtx:     sys,

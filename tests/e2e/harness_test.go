@@ -56,6 +56,8 @@ type options struct {
 	stdout, stderr *os.File
 	// extraFiles are inherited by kite as fds 3, 4, ...
 	extraFiles []*os.File
+	// stdin, when set, is kite's stdin; otherwise kite reads /dev/null.
+	stdin *os.File
 }
 
 // proc is a running kite.
@@ -86,6 +88,9 @@ func startKite(dir string, o *options, args ...string) (*proc, error) {
 		cmd.Stderr = o.stderr
 	}
 	cmd.ExtraFiles = o.extraFiles
+	if o.stdin != nil {
+		cmd.Stdin = o.stdin
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// If something of the pod kept kite's stdout open after kite exited, don't wait forever.
 	cmd.WaitDelay = 10 * time.Second
