@@ -179,11 +179,12 @@ func newFlagSet(name string) *flag.FlagSet {
 }
 
 func setUpLogging(debug bool) {
-	// storage and image log through logrus; kite reports their errors itself.
-	logrus.SetOutput(os.Stderr)
-	logrus.SetLevel(logrus.ErrorLevel)
+	// storage and image log through logrus; kite reports their errors itself, once, so their
+	// log is for --debug only.
+	logrus.SetOutput(io.Discard)
 	level := slog.LevelWarn
 	if debug {
+		logrus.SetOutput(os.Stderr)
 		logrus.SetLevel(logrus.DebugLevel)
 		level = slog.LevelDebug
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/kite-runtime/kite/stage0/datadir"
@@ -150,6 +151,9 @@ func fetchFrom(ctx context.Context, dir datadir.Dir, sys *types.SystemContext, i
 	}
 	manifestDigest := digest.FromBytes(manifestBlob)
 	slog.Debug("source manifest", "digest", manifestDigest, "type", manifestType)
+	if err := checkLayoutDigest(imageRef, manifestDigest); err != nil {
+		return nil, err
+	}
 
 	// Verify before the store is touched: a rejected image leaves nothing behind.
 	pc, err := signature.NewPolicyContext(opts.Policy.Policy)
@@ -164,6 +168,10 @@ func fetchFrom(ctx context.Context, dir datadir.Dir, sys *types.SystemContext, i
 			return nil, opts.Policy.rejection(imageRef, from.Ref, err)
 		}
 		return nil, fmt.Errorf("verify signatures: %w", err)
+	}
+
+	if err := checkPlatform(ctx, sys, src); err != nil {
+		return nil, err
 	}
 
 	st, err := Open(dir)
@@ -300,8 +308,8 @@ func (s *Store) copy(ctx context.Context, sys *types.SystemContext, src openedRe
 	}
 	// fetchFrom verified the signatures on this very source, whose manifest the copy reads again
 	// from its cache, and the copy checks every blob against that manifest. The copy cannot check
-	// them itself: through the wrapper that keeps the source open it sees only the public image
-	// source interface, which has no sigstore signatures.
+	// them itself: through checkedSource it sees only the public image source interface, which
+	// has no sigstore signatures.
 	acceptVerified, err := signature.NewPolicyContext(&signature.Policy{Default: signature.PolicyRequirements{signature.NewPRInsecureAcceptAnything()}})
 	if err != nil {
 		return nil, err
@@ -372,109 +380,72 @@ func explainRegistryError(err error) error {
 	return err
 }
 
-// openedReference is a source reference whose image source is already open; the copy uses it and
-// leaves closing it to Fetch.
+// openedReference is a source reference whose image source is already open and verified; the
+// copy reads it through checkedSource and leaves closing it to Fetch.
 type openedReference struct {
 	types.ImageReference
 	src types.ImageSource
 }
 
 func (r openedReference) NewImageSource(context.Context, *types.SystemContext) (types.ImageSource, error) {
-	return unclosedSource{r.src}, nil
+	return checkedSource{r.src}, nil
 }
 
-type unclosedSource struct{ types.ImageSource }
-
-func (unclosedSource) Close() error { return nil }
-
-// configID is the ID the storage destination gives an image: its config's digest, of the instance
-// for this platform if the manifest is a list.
-func configID(ctx context.Context, sys *types.SystemContext, src types.ImageSource) (string, error) {
+// chosenImage is the image of src that a copy stores: the instance for this platform if the
+// manifest is a list.
+func chosenImage(ctx context.Context, sys *types.SystemContext, src types.ImageSource) (types.Image, error) {
 	blob, mimeType, err := src.GetManifest(ctx, nil)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	var instance *digest.Digest
 	if manifest.MIMETypeIsMultiImage(mimeType) {
 		list, err := manifest.ListFromBlob(blob, mimeType)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		d, err := list.ChooseInstance(sys)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		instance = &d
 	}
-	img, err := image.FromUnparsedImage(ctx, sys, image.UnparsedInstance(src, instance))
+	return image.FromUnparsedImage(ctx, sys, image.UnparsedInstance(src, instance))
+}
+
+// configID is the ID the storage destination gives an image: its config's digest.
+func configID(ctx context.Context, sys *types.SystemContext, src types.ImageSource) (string, error) {
+	img, err := chosenImage(ctx, sys, src)
 	if err != nil {
 		return "", err
 	}
 	return img.ConfigInfo().Digest.Encoded(), nil
 }
 
-// contents is what the store holds, to find what a failed copy added.
-type contents struct{ layers, images map[string]bool }
-
-func (s *Store) contents() (contents, error) {
-	c := contents{layers: map[string]bool{}, images: map[string]bool{}}
-	layers, err := s.Layers()
-	if err != nil {
-		return c, err
-	}
-	for _, l := range layers {
-		c.layers[l.ID] = true
-	}
-	images, err := s.Images()
-	if err != nil {
-		return c, err
-	}
-	for _, i := range images {
-		c.images[i.ID] = true
-	}
-	return c, nil
-}
-
-// removeAdded removes the images and layers added since before. The storage destination commits
-// each layer as soon as it and its parents are complete, so a copy that fails on a later layer
-// leaves the earlier ones in the store.
-func (s *Store) removeAdded(before contents) error {
-	images, err := s.Images()
+// checkPlatform refuses an image built for another system: the image library only logs that.
+func checkPlatform(ctx context.Context, sys *types.SystemContext, src types.ImageSource) error {
+	img, err := chosenImage(ctx, sys, src)
 	if err != nil {
 		return err
 	}
-	for _, i := range images {
-		if !before.images[i.ID] {
-			slog.Debug("removing image left by a failed copy", "id", i.ID)
-			if _, err := s.DeleteImage(i.ID, true); err != nil {
-				return fmt.Errorf("remove image %s: %w", i.ID, err)
-			}
-		}
+	config, err := img.OCIConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("read the image configuration: %w", err)
 	}
-	// Remove children first: a layer with children cannot be deleted.
-	for {
-		layers, err := s.Layers()
-		if err != nil {
-			return err
-		}
-		parents := map[string]bool{}
-		for _, l := range layers {
-			parents[l.Parent] = true
-		}
-		removed := 0
-		for _, l := range layers {
-			if !before.layers[l.ID] && !parents[l.ID] {
-				slog.Debug("removing layer left by a failed copy", "id", l.ID)
-				if err := s.DeleteLayer(l.ID); err != nil {
-					return fmt.Errorf("remove layer %s: %w", l.ID, err)
-				}
-				removed++
-			}
-		}
-		if removed == 0 {
-			return nil
-		}
+	if config.OS != "linux" || config.Architecture != runtime.GOARCH {
+		return fmt.Errorf("the image is built for %s/%s; kite runs linux/%s images", config.OS, config.Architecture, runtime.GOARCH)
 	}
+	return nil
+}
+
+// checkLayoutDigest compares the manifest an OCI layout gave with the digest its index.json
+// names: the image library's layout reader does not.
+func checkLayoutDigest(imageRef string, got digest.Digest) error {
+	want, ok := imageindex.ManifestDigestOfLayout(imageRef)
+	if ok && want != got.String() {
+		return fmt.Errorf("the manifest does not match its digest: index.json names %s, the manifest's content is %s", want, got)
+	}
+	return nil
 }
 
 // record describes the stored image ref resolves to.

@@ -226,9 +226,12 @@ func (s *Store) removeUnusedLayers() error {
 		}
 	}
 	// removeAdded deletes the images and layers not in the set it keeps, children first.
-	keep := contents{layers: used, images: map[string]bool{}}
+	keep := contents{layers: used, images: map[string]bool{}, scratch: map[string]bool{}}
 	for _, img := range images {
 		keep.images[img.ID] = true
+	}
+	for _, d := range s.scratchDirs() {
+		keep.scratch[d] = true
 	}
 	return s.removeAdded(keep)
 }

@@ -3,8 +3,6 @@ package spec
 import (
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/kite-runtime/kite/stage0/imageindex"
 	"github.com/moby/sys/user"
@@ -41,24 +39,16 @@ func ResolveUser(spec string, layers []imageindex.Layer) (User, error) {
 	return u, nil
 }
 
-// openInLayers opens the top-most copy of name in the layers (top-most first). A whiteout, which
-// the store keeps as a character device, hides the lower copies. It returns a nil reader when no
-// layer has the file, which user.GetExecUser treats as an empty database.
+// openInLayers opens name in the root filesystem the layers (top-most first) make. It returns a
+// nil reader when the image has no such file, which user.GetExecUser treats as an empty database.
 func openInLayers(layers []imageindex.Layer, name string) (io.Reader, func()) {
-	for _, l := range layers {
-		p := filepath.Join(l.Dir, name)
-		st, err := os.Lstat(p)
-		if err != nil {
-			continue
-		}
-		if !st.Mode().IsRegular() {
-			break
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			break
-		}
-		return f, func() { f.Close() }
+	view := make(layerView, len(layers))
+	for i, l := range layers {
+		view[i] = l.Dir
 	}
-	return nil, func() {}
+	f, err := view.open(name)
+	if err != nil {
+		return nil, func() {}
+	}
+	return f, func() { f.Close() }
 }
