@@ -1,0 +1,347 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/kite-runtime/kite/tests/imagebuild"
+	"golang.org/x/sys/unix"
+)
+
+// hostileWant is what kite must do with each hostile image (tests/imagebuild's HostileCases).
+type hostileWant struct {
+	// mention is a pattern kite's message on stderr must match: the offending entry's name or the
+	// inconsistency. It is matched with the paths of the test's layout, data dir and canary
+	// replaced by LAYOUT, DATADIR and CANARY, since those paths hold the test's (and so the
+	// case's) name.
+	mention string
+	// mayRun is set for images that are odd but harmless when their content stays inside the
+	// root filesystem: kite may refuse them (exit 125, mention) or run them.
+	mayRun bool
+}
+
+var hostileWants = map[string]hostileWant{
+	"name-dotdot":              {mention: `written-by-dotdot-name`},
+	"name-dotdot-inside":       {mention: `written-by-dotdot-inside-name`},
+	"name-absolute":            {mention: `written-by-absolute-name`},
+	"symlink-absolute-write":   {mention: `escape-abs`},
+	"symlink-relative-write":   {mention: `escape-rel`},
+	"symlink-parent-mkdir":     {mention: `escape-mkdir`},
+	"symlink-then-file":        {mention: `victim-link|(?i)duplicate`},
+	"dir-then-symlink":         {mention: `dir-then-link|(?i)duplicate`},
+	"hardlink-dotdot":          {mention: `hardlink-dotdot|CANARY/victim`},
+	"hardlink-dotdot-clamped":  {mention: `hardlink-dotdot-clamped|CANARY/victim`},
+	"hardlink-absolute":        {mention: `hardlink-absolute|CANARY/victim`},
+	"hardlink-through-symlink": {mention: `hardlink-through-symlink|hl-escape`},
+	// A hard link to a symlink is one more symlink with the same target: tar writes hard-linked
+	// symlinks that way, and inside the pod the target resolves within the root.
+	"hardlink-to-escaping-symlink":   {mention: `hardlink-to-symlink|escape-victim`, mayRun: true},
+	"whiteout-through-symlink":       {mention: `wh-link`},
+	"whiteout-through-lower-symlink": {mention: `wh-lower-link`},
+	"opaque-through-symlink":         {mention: `opq-link`},
+	"etc-symlink-user":               {mention: imagebuild.HostileEtcUser},
+	"layer-digest-mismatch":          {mention: `(?i)digest`},
+	"config-digest-mismatch":         {mention: `(?i)digest`},
+	"manifest-digest-mismatch":       {mention: `(?i)digest`},
+	"layer-size-short":               {mention: `(?i)\bsize\b`},
+	"layer-size-long":                {mention: `(?i)\bsize\b`},
+	"diff-id-mismatch":               {mention: `(?i)diff.?id`},
+	"diff-id-missing":                {mention: `(?i)diff.?id|layers`},
+	"platform-windows":               {mention: `windows`},
+	"platform-s390x":                 {mention: `s390x|arm64`},
+	// The blob is in the layout: kite may use it and ignore the URL, but never fetch it.
+	"layer-external-url": {mention: `(?i)url|external`, mayRun: true},
+}
+
+// The canary's files. passwd and group name imagebuild.HostileEtcUser, so that a kite that
+// resolves the image's user through a symlink on the host runs the app as canaryUID.
+const canaryUID = 4242
+
+var canaryFiles = map[string]string{
+	"victim":   "the canary's victim: nothing may change, replace, link or hide it\n",
+	"passwd":   fmt.Sprintf("%s:x:%d:%d:canary:/:/bin/sh\n", imagebuild.HostileEtcUser, canaryUID, canaryUID),
+	"group":    fmt.Sprintf("%s:x:%d:\n", imagebuild.HostileEtcUser, canaryUID),
+	"sub/file": "a file in a directory of the canary\n",
+}
+
+// TestHostileImages runs each hostile image against a data dir that already holds a good image,
+// with a canary directory outside the data dir that the image's names, symlinks and hard links aim
+// at, and an http server that the image names as a layer's external source. kite must refuse each
+// image with exit status 125 and a message naming the problem, print nothing on stdout and leave
+// the data dir as it was; the few images marked mayRun it may run instead. Either way the canary
+// stays untouched (no entry created, removed, linked or changed in content, mode, times, link
+// count or extended attributes) and the server sees no request.
+func TestHostileImages(t *testing.T) {
+	testHostile(t, newDataDir)
+}
+
+// TestRootfulHostileVFS runs the hostile images as root against stores that use the vfs driver
+// (data dirs on an overlayfs mount, as in TestRootfulVFS), which applies each layer onto a copy of
+// the layers below it rather than into an empty directory.
+func TestRootfulHostileVFS(t *testing.T) {
+	needRoot(t)
+	mnt := overlayScratch(t)
+	testHostile(t, func(t *testing.T) string {
+		t.Helper()
+		dir, err := os.MkdirTemp(mnt, "data-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	})
+}
+
+func testHostile(t *testing.T, newDir func(*testing.T) string) {
+	var requests atomic.Int64
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		http.NotFound(w, r)
+	}))
+	defer server.Close()
+
+	for _, c := range imagebuild.HostileCases() {
+		t.Run(c.Name, func(t *testing.T) {
+			want, ok := hostileWants[c.Name]
+			if !ok {
+				t.Fatalf("no expectation for the hostile case %s (%s): add it to hostileWants", c.Name, c.Problem)
+			}
+			dir := newDir(t)
+			wantCode(t, runImage(t, dir, layoutRef("busybox"), "true"), 0, "the good image")
+			canary := newCanary(t)
+			layout := filepath.Join(newScratchDir(t, "layout-"), "layout")
+			opts := imagebuild.HostileOptions{Tag: "hostile", Base: hostileBase(t), Canary: canary, URL: server.URL}
+			if err := c.Write(layout, opts); err != nil {
+				t.Fatalf("write the hostile image: %v", err)
+			}
+			ref := "oci:" + layout + ":hostile"
+
+			requests.Store(0)
+			before, canaryBefore := listing(t, dir), canaryState(t, canary)
+			r := runImage(t, dir, ref, "true")
+			escaped := compareCanary(t, canaryBefore, canaryState(t, canary))
+			if n := requests.Load(); n > 0 {
+				t.Errorf("kite sent %d requests to %s, which the image named as an external blob source", n, server.URL)
+			}
+			if r.Stdout != "" {
+				t.Errorf("stdout is the app's, but kite printed %q", r.Stdout)
+			}
+			switch {
+			case r.Code == 125:
+				t.Logf("refused: %s", strings.TrimSpace(r.Stderr))
+				msg := strings.NewReplacer(layout, "LAYOUT", dir, "DATADIR", canary, "CANARY").Replace(r.Stderr)
+				if !regexp.MustCompile(want.mention).MatchString(msg) {
+					t.Errorf("stderr does not name the problem (%s, matching %q): %q", c.Problem, want.mention, msg)
+				}
+				compareListings(t, before, listing(t, dir))
+			case r.Code == 0 && want.mayRun:
+				describeAccepted(t, dir, ref, before, listing(t, dir))
+			default:
+				t.Errorf("%s: want exit status 125, got %s", c.Problem, r)
+				if r.Code == 0 {
+					describeAccepted(t, dir, ref, before, listing(t, dir))
+				}
+			}
+			if r.Code == 0 && !escaped {
+				// Running the stored image must not reach the canary either.
+				compareCanary(t, canaryBefore, canaryState(t, canary))
+			}
+		})
+	}
+}
+
+// overlayScratch returns a directory on a fresh overlayfs mount, where the store cannot use
+// overlayfs itself and falls back to the vfs driver. Mounting needs root.
+func overlayScratch(t *testing.T) string {
+	t.Helper()
+	base := newScratchDir(t, "overlay-")
+	for _, d := range []string{"lower", "upper", "work", "mnt"} {
+		if err := os.Mkdir(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mnt := filepath.Join(base, "mnt")
+	opts := "lowerdir=" + filepath.Join(base, "lower") + ",upperdir=" + filepath.Join(base, "upper") + ",workdir=" + filepath.Join(base, "work")
+	if err := unix.Mount("overlay", mnt, "overlay", 0, opts); err != nil {
+		t.Fatalf("mount an overlay for the data directories: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	return mnt
+}
+
+var hostileBaseLayer struct {
+	once    sync.Once
+	entries []imagebuild.Entry
+	err     error
+}
+
+// hostileBase is the busybox layer of the test images, built the way mkimage builds it, so that
+// the store already holds it after the good image and a hostile fetch adds only its own layers.
+func hostileBase(t *testing.T) []imagebuild.Entry {
+	t.Helper()
+	b := &hostileBaseLayer
+	b.once.Do(func() {
+		b.entries, b.err = imagebuild.BusyboxLayer(imagebuild.DefaultBusybox, filepath.Join(binDir, "probe"))
+	})
+	if b.err != nil {
+		needHost(t, "the base layer of the hostile images: %v", b.err)
+	}
+	return b.entries
+}
+
+// newCanary returns a directory outside the data dir holding canaryFiles, writable by the test
+// user and so by root of kite-image's user namespace: an escape is not stopped by permissions.
+func newCanary(t *testing.T) string {
+	t.Helper()
+	canary := newScratchDir(t, "canary-")
+	for name, content := range canaryFiles {
+		p := filepath.Join(canary, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return canary
+}
+
+// canaryState describes the canary and everything below it: type, mode, owner, link count, size,
+// modification and change times, extended attributes, symlink targets and the sha256 of files.
+// The change time catches a hard link made and removed again, and a chmod or chown through a link.
+func canaryState(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		rel, _ := filepath.Rel(root, p)
+		if err != nil {
+			out[rel] = "unreadable: " + err.Error()
+			if d != nil && d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			out[rel] = "gone"
+			return nil
+		}
+		desc := fmt.Sprintf("mode %o owner %d:%d links %d size %d mtime %d.%09d ctime %d.%09d xattrs [%s]",
+			st.Mode, st.Uid, st.Gid, st.Nlink, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec, xattrs(p))
+		switch st.Mode & syscall.S_IFMT {
+		case syscall.S_IFREG:
+			data, err := os.ReadFile(p)
+			if err != nil {
+				desc += " unreadable: " + err.Error()
+			} else {
+				sum := sha256.Sum256(data)
+				desc += " sha256 " + hex.EncodeToString(sum[:])
+			}
+		case syscall.S_IFLNK:
+			target, _ := os.Readlink(p)
+			desc += " -> " + target
+		}
+		out[rel] = desc
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("describe the canary %s: %v", root, err)
+	}
+	return out
+}
+
+// xattrs lists the extended attributes of p (without following a symlink) with their values.
+func xattrs(p string) string {
+	buf := make([]byte, 64<<10)
+	n, err := unix.Llistxattr(p, buf)
+	if err != nil {
+		if errors.Is(err, unix.ENOTSUP) {
+			return ""
+		}
+		return "error: " + err.Error()
+	}
+	var out []string
+	for name := range strings.SplitSeq(string(buf[:n]), "\x00") {
+		if name == "" {
+			continue
+		}
+		val := make([]byte, 64<<10)
+		m, err := unix.Lgetxattr(p, name, val)
+		if err != nil {
+			out = append(out, name+"=<"+err.Error()+">")
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s=%q", name, val[:m]))
+	}
+	slices.Sort(out)
+	return strings.Join(out, " ")
+}
+
+// compareCanary fails the test, loudly, if the canary changed, and reports whether it did.
+func compareCanary(t *testing.T, before, after map[string]string) bool {
+	t.Helper()
+	var diffs []string
+	for p, a := range after {
+		if b, ok := before[p]; !ok {
+			diffs = append(diffs, fmt.Sprintf("new:     %s (%s)", p, a))
+		} else if a != b {
+			diffs = append(diffs, fmt.Sprintf("changed: %s\n           now %s\n           was %s", p, a, b))
+		}
+	}
+	for p, b := range before {
+		if _, ok := after[p]; !ok {
+			diffs = append(diffs, fmt.Sprintf("gone:    %s (%s)", p, b))
+		}
+	}
+	if len(diffs) == 0 {
+		return false
+	}
+	slices.Sort(diffs)
+	t.Errorf("ESCAPE: the image changed the canary directory outside the data dir:\n%s", strings.Join(diffs, "\n"))
+	return true
+}
+
+// layerPath matches a path of the data dir inside a stored layer (or, for vfs, a pod's copy of
+// the image) and captures the path inside the image.
+var layerPath = regexp.MustCompile(`^storage/(?:overlay/[0-9a-f]{64}/diff|vfs/dir/[0-9a-f]{64})/(.+)$`)
+
+// describeAccepted logs where an image kite accepted put its hostile content: the entries of
+// the store's layers that were not there before, by their path inside the image, and what an app
+// sees of the image's top-level names and of its identity. The caller checks the canary again
+// afterwards: running the image must not change it either.
+func describeAccepted(t *testing.T, dir, ref string, before, after map[string]string) {
+	t.Helper()
+	inImage := func(l map[string]string) map[string]string {
+		out := map[string]string{}
+		for p, desc := range l {
+			if m := layerPath.FindStringSubmatch(p); m != nil {
+				out["/"+m[1]] = desc
+			}
+		}
+		return out
+	}
+	had := inImage(before)
+	var stored []string
+	for p, desc := range inImage(after) {
+		if had[p] != desc {
+			stored = append(stored, fmt.Sprintf("  %s  %s", p, desc))
+		}
+	}
+	slices.Sort(stored)
+	t.Logf("kite accepted the image; its layers now hold (paths inside the image):\n%s", strings.Join(stored, "\n"))
+	r := runImage(t, dir, ref, "sh", "-c", "id; cd / && ls -lan | grep -v -e ' proc$' -e ' sys$' -e ' dev$'")
+	t.Logf("inside the pod (exit status %d):\n%s%s", r.Code, r.Stdout, r.Stderr)
+}
