@@ -41,11 +41,19 @@ func (s *Store) contents() (contents, error) {
 // each layer as soon as it and its parents are complete, so a copy that fails on a later layer
 // leaves the earlier ones in the store.
 func (s *Store) removeAdded(before contents) error {
+	if err := s.removeAddedImages(before); err != nil {
+		return err
+	}
+	// Last: removing layers uses the driver's temporary directories.
 	for _, d := range s.scratchDirs() {
 		if !before.scratch[d] {
 			os.Remove(d) // only if empty: the driver may have put something there meanwhile
 		}
 	}
+	return nil
+}
+
+func (s *Store) removeAddedImages(before contents) error {
 	images, err := s.Images()
 	if err != nil {
 		return err

@@ -170,10 +170,6 @@ func fetchFrom(ctx context.Context, dir datadir.Dir, sys *types.SystemContext, i
 		return nil, fmt.Errorf("verify signatures: %w", err)
 	}
 
-	if err := checkPlatform(ctx, sys, src); err != nil {
-		return nil, err
-	}
-
 	st, err := Open(dir)
 	if err != nil {
 		return nil, err
@@ -186,7 +182,10 @@ func fetchFrom(ctx context.Context, dir datadir.Dir, sys *types.SystemContext, i
 		return nil, err
 	}
 	if resolved == nil {
-		if resolved, err = st.copy(ctx, sys, openedReference{ImageReference: from.Ref, src: src}, from.Name, opts.Progress); err != nil {
+		if err := checkPlatform(ctx, sys, src); err != nil {
+			return nil, err
+		}
+		if resolved, err = st.copy(ctx, sys, openedReference{ImageReference: from.Ref, src: src, seen: &seenLayers{byDigest: map[digest.Digest]*layerDirs{}}}, from.Name, opts.Progress); err != nil {
 			return nil, err
 		}
 	}
@@ -326,6 +325,9 @@ func (s *Store) copy(ctx context.Context, sys *types.SystemContext, src openedRe
 		// itself.
 		ReportResolvedReference: &resolved,
 	})
+	if err == nil {
+		err = s.checkLowerSymlinks(resolved, src.seen)
+	}
 	if err != nil {
 		if cerr := s.removeAdded(before); cerr != nil {
 			err = fmt.Errorf("%w (and removing what it stored failed: %v)", err, cerr)
@@ -384,11 +386,12 @@ func explainRegistryError(err error) error {
 // copy reads it through checkedSource and leaves closing it to Fetch.
 type openedReference struct {
 	types.ImageReference
-	src types.ImageSource
+	src  types.ImageSource
+	seen *seenLayers
 }
 
 func (r openedReference) NewImageSource(context.Context, *types.SystemContext) (types.ImageSource, error) {
-	return checkedSource{r.src}, nil
+	return checkedSource{ImageSource: r.src, seen: r.seen}, nil
 }
 
 // chosenImage is the image of src that a copy stores: the instance for this platform if the

@@ -6,11 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path"
 	"strings"
+	"sync"
 
+	"github.com/kite-runtime/kite/stage0/rootview"
+	digest "github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/pkg/compression"
+	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
+	"go.podman.io/storage"
 )
 
 // checkedSource is the verified image source the copy reads from. It stays open after the copy
@@ -23,9 +29,37 @@ import (
 //
 // A blob that fails a check ends its stream with the error instead of EOF. The store writes a blob
 // to a temporary file before applying it, so a refused layer never reaches a layer directory.
-type checkedSource struct{ types.ImageSource }
+type checkedSource struct {
+	types.ImageSource
+	seen *seenLayers
+}
 
 func (checkedSource) Close() error { return nil }
+
+// seenLayers keeps, for each layer the copy read (by blob digest), the directories its entries
+// need, so that checkLowerSymlinks can check them against the layers below once all are stored;
+// the copy reads layers in parallel and in any order.
+type seenLayers struct {
+	mu       sync.Mutex
+	byDigest map[digest.Digest]*layerDirs
+}
+
+func (s *seenLayers) add(d digest.Digest, dirs *layerDirs) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.byDigest[d] = dirs
+}
+
+func (s *seenLayers) get(d digest.Digest) *layerDirs {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byDigest[d]
+}
+
+// layerDirs are the directories a layer's entries lie in, and those it makes itself.
+type layerDirs struct {
+	parents, made map[string]bool
+}
 
 func (s checkedSource) GetBlob(ctx context.Context, info types.BlobInfo, cache types.BlobInfoCache) (io.ReadCloser, int64, error) {
 	info.URLs = nil
@@ -42,8 +76,9 @@ func (s checkedSource) GetBlob(ctx context.Context, info types.BlobInfo, cache t
 		pr, pw := io.Pipe()
 		c.entries, c.checked = pw, make(chan error, 1)
 		go func() {
-			err := checkLayer(pr)
+			dirs, err := checkLayer(pr)
 			if err == nil {
+				s.seen.add(info.Digest, dirs)
 				// Whatever follows the tar's end (padding) is not the checker's business.
 				_, err = io.Copy(io.Discard, pr)
 			} else {
@@ -104,10 +139,10 @@ func (c *checkedBlob) Close() error {
 }
 
 // checkLayer reads a layer, compressed or not, and checks its entries.
-func checkLayer(r io.Reader) error {
+func checkLayer(r io.Reader) (*layerDirs, error) {
 	dec, _, err := compression.AutoDecompress(r)
 	if err != nil {
-		return fmt.Errorf("decompress: %w", err)
+		return nil, fmt.Errorf("decompress: %w", err)
 	}
 	defer dec.Close()
 	return checkEntries(tar.NewReader(dec))
@@ -118,37 +153,123 @@ func checkLayer(r io.Reader) error {
 // "..", entries and hard link targets below a symlink the same layer made, and one name given
 // twice unless both are directories. The store would clamp such entries inside the root; kite
 // refuses them instead, so that the image is what its author can see in the tar.
-func checkEntries(tr *tar.Reader) error {
+func checkEntries(tr *tar.Reader) (*layerDirs, error) {
 	kinds := map[string]byte{}
+	dirs := &layerDirs{parents: map[string]bool{}, made: map[string]bool{}}
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return dirs, nil
 		}
 		if err != nil {
-			return fmt.Errorf("read the tar stream: %w", err)
+			return nil, fmt.Errorf("read the tar stream: %w", err)
 		}
 		name, err := entryPath(hdr.Name)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if link := symlinkAbove(name, kinds); link != "" {
-			return fmt.Errorf("entry %q lies below %q, a symbolic link the same layer made", hdr.Name, link)
+			return nil, fmt.Errorf("entry %q lies below %q, a symbolic link the same layer made", hdr.Name, link)
 		}
+		dirs.parents[path.Dir(name)] = true
 		if hdr.Typeflag == tar.TypeLink {
 			target, err := entryPath(hdr.Linkname)
 			if err != nil {
-				return fmt.Errorf("hard link %q: target: %w", hdr.Name, err)
+				return nil, fmt.Errorf("hard link %q: target: %w", hdr.Name, err)
 			}
 			if link := symlinkAbove(target, kinds); link != "" {
-				return fmt.Errorf("hard link %q points below %q, a symbolic link the same layer made", hdr.Name, link)
+				return nil, fmt.Errorf("hard link %q points below %q, a symbolic link the same layer made", hdr.Name, link)
 			}
+			dirs.parents[path.Dir(target)] = true
 		}
 		if prev, dup := kinds[name]; dup && (prev != tar.TypeDir || hdr.Typeflag != tar.TypeDir) {
-			return fmt.Errorf("entry %q appears twice in the layer", hdr.Name)
+			return nil, fmt.Errorf("entry %q appears twice in the layer", hdr.Name)
 		}
 		kinds[name] = hdr.Typeflag
+		if hdr.Typeflag == tar.TypeDir {
+			dirs.made[name] = true
+		}
 	}
+}
+
+// checkLowerSymlinks checks the layers of the stored image ref that the copy read against the
+// layers below each: an entry whose directory is a symlink in a lower layer would be applied
+// through it (the store confines it to the root, but the image would not be what its layers
+// say, and the overlay and vfs drivers disagree about the result).
+func (s *Store) checkLowerSymlinks(ref types.ImageReference, seen *seenLayers) error {
+	_, img, err := istorage.ResolveReference(ref)
+	if err != nil {
+		return err
+	}
+	var chain []*storage.Layer // bottom-most first
+	for id := img.TopLayer; id != ""; {
+		l, err := s.Layer(id)
+		if err != nil {
+			return err
+		}
+		chain = append([]*storage.Layer{l}, chain...)
+		id = l.Parent
+	}
+	driver, err := s.GraphDriver()
+	if err != nil {
+		return err
+	}
+	var below rootview.View // top-most first, as rootview wants
+	for _, l := range chain {
+		dirs := seen.get(l.CompressedDigest)
+		if dirs == nil {
+			dirs = seen.get(l.UncompressedDigest)
+		}
+		if dirs != nil && len(below) > 0 {
+			if err := dirs.checkAgainst(below); err != nil {
+				return fmt.Errorf("layer %s: %w", l.CompressedDigest, err)
+			}
+		}
+		dir, err := layerDir(driver, l.ID)
+		if err != nil {
+			return err
+		}
+		if driver.String() == "vfs" {
+			// A vfs layer is a whole copy of the root filesystem.
+			below = rootview.View{dir}
+		} else {
+			below = append(rootview.View{dir}, below...)
+		}
+	}
+	return nil
+}
+
+// checkAgainst walks each directory the layer's entries lie in down from the root, through the
+// layers below, and refuses one that goes through a symlink the layer does not replace.
+func (d *layerDirs) checkAgainst(below rootview.View) error {
+	checked := map[string]bool{}
+	for dir := range d.parents {
+		prefix := ""
+		for _, c := range strings.Split(dir, "/") {
+			if c == "." || c == "" {
+				continue
+			}
+			prefix = path.Join(prefix, c)
+			if checked[prefix] || d.made[prefix] {
+				continue
+			}
+			checked[prefix] = true
+			_, st, err := below.Lookup(prefix)
+			if errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if st.Mode()&fs.ModeSymlink != 0 {
+				return fmt.Errorf("an entry lies below %q, a symbolic link in a lower layer", prefix)
+			}
+			if !st.IsDir() {
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // entryPath cleans a tar entry's name, refusing one that is absolute or climbs above the root.

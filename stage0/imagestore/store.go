@@ -212,3 +212,17 @@ func formatIDMap(m []specs.LinuxIDMapping) string {
 	}
 	return "[" + strings.Join(parts, " ") + "]"
 }
+
+// layerDir returns the directory of the files of layer id: the overlay driver's diff directory,
+// or the vfs driver's whole copy.
+func layerDir(driver graphdriver.Driver, id string) (string, error) {
+	if driver.String() == "vfs" {
+		// For vfs, Get only names the layer's directory; nothing is mounted.
+		return driver.Get(id, graphdriver.MountOpts{})
+	}
+	meta, err := driver.Metadata(id)
+	if err != nil || meta["UpperDir"] == "" {
+		return "", fmt.Errorf("find the directory of layer %s: %w", id, err)
+	}
+	return meta["UpperDir"], nil
+}

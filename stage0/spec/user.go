@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/kite-runtime/kite/stage0/imageindex"
+	"github.com/kite-runtime/kite/stage0/rootview"
 	"github.com/moby/sys/user"
 )
 
@@ -42,11 +43,11 @@ func ResolveUser(spec string, layers []imageindex.Layer) (User, error) {
 // openInLayers opens name in the root filesystem the layers (top-most first) make. It returns a
 // nil reader when the image has no such file, which user.GetExecUser treats as an empty database.
 func openInLayers(layers []imageindex.Layer, name string) (io.Reader, func()) {
-	view := make(layerView, len(layers))
+	view := make(rootview.View, len(layers))
 	for i, l := range layers {
 		view[i] = l.Dir
 	}
-	f, err := view.open(name)
+	f, err := view.Open(name)
 	if err != nil {
 		return nil, func() {}
 	}

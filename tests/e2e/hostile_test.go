@@ -32,6 +32,9 @@ type hostileWant struct {
 	// mayRun is set for images that are odd but harmless when their content stays inside the
 	// root filesystem: kite may refuse them (exit 125, mention) or run them.
 	mayRun bool
+	// sound is set for images whose layers are valid, so that fetching them may store them; only
+	// running them must fail.
+	sound bool
 }
 
 var hostileWants = map[string]hostileWant{
@@ -53,16 +56,18 @@ var hostileWants = map[string]hostileWant{
 	"whiteout-through-symlink":       {mention: `wh-link`},
 	"whiteout-through-lower-symlink": {mention: `wh-lower-link`},
 	"opaque-through-symlink":         {mention: `opq-link`},
-	"etc-symlink-user":               {mention: imagebuild.HostileEtcUser},
-	"layer-digest-mismatch":          {mention: `(?i)digest`},
-	"config-digest-mismatch":         {mention: `(?i)digest`},
-	"manifest-digest-mismatch":       {mention: `(?i)digest`},
-	"layer-size-short":               {mention: `(?i)\bsize\b`},
-	"layer-size-long":                {mention: `(?i)\bsize\b`},
-	"diff-id-mismatch":               {mention: `(?i)diff.?id`},
-	"diff-id-missing":                {mention: `(?i)diff.?id|layers`},
-	"platform-windows":               {mention: `windows`},
-	"platform-s390x":                 {mention: `s390x|arm64`},
+	// The layers are sound: /etc is a symlink into a directory the image does not have, so the
+	// image has no user database and its user cannot be found.
+	"etc-symlink-user":         {mention: imagebuild.HostileEtcUser, sound: true},
+	"layer-digest-mismatch":    {mention: `(?i)digest`},
+	"config-digest-mismatch":   {mention: `(?i)digest`},
+	"manifest-digest-mismatch": {mention: `(?i)digest`},
+	"layer-size-short":         {mention: `(?i)\bsize\b`},
+	"layer-size-long":          {mention: `(?i)\bsize\b`},
+	"diff-id-mismatch":         {mention: `(?i)diff.?id`},
+	"diff-id-missing":          {mention: `(?i)diff.?id|layers`},
+	"platform-windows":         {mention: `windows`},
+	"platform-s390x":           {mention: `s390x|arm64`},
 	// The blob is in the layout: kite may use it and ignore the URL, but never fetch it.
 	"layer-external-url": {mention: `(?i)url|external`, mayRun: true},
 }
@@ -146,7 +151,9 @@ func testHostile(t *testing.T, newDir func(*testing.T) string) {
 				if !regexp.MustCompile(want.mention).MatchString(msg) {
 					t.Errorf("stderr does not name the problem (%s, matching %q): %q", c.Problem, want.mention, msg)
 				}
-				compareListings(t, before, listing(t, dir))
+				if !want.sound {
+					compareListings(t, before, listing(t, dir))
+				}
 			case r.Code == 0 && want.mayRun:
 				describeAccepted(t, dir, ref, before, listing(t, dir))
 			default:

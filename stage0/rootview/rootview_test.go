@@ -1,4 +1,4 @@
-package spec
+package rootview
 
 import (
 	"os"
@@ -8,7 +8,7 @@ import (
 
 // TestLayerView resolves paths in layers built on disk: symlinks resolve inside the image's root
 // (never on the host), whiteouts and non-directories in upper layers hide the lower layers.
-func TestLayerView(t *testing.T) {
+func TestView(t *testing.T) {
 	tmp := t.TempDir()
 	host := filepath.Join(tmp, "host")
 	upper, lower := filepath.Join(tmp, "upper"), filepath.Join(tmp, "lower")
@@ -44,7 +44,7 @@ func TestLayerView(t *testing.T) {
 	link(filepath.Join(upper, "a", "b"), "../a/c")
 	link(filepath.Join(upper, "loop"), "loop")
 
-	view := layerView{upper, lower}
+	view := View{upper, lower}
 	for _, tc := range []struct{ name, want string }{
 		{"etc/passwd", "lower real\n"},
 		{"climb/passwd", "lower real\n"},
@@ -54,7 +54,7 @@ func TestLayerView(t *testing.T) {
 		{"replaced/file", ""},
 		{"loop/x", ""},
 	} {
-		f, err := view.open(tc.name)
+		f, err := view.Open(tc.name)
 		got := ""
 		if err == nil {
 			data, _ := os.ReadFile(f.Name())

@@ -1,4 +1,6 @@
-package spec
+// Package rootview reads the root filesystem that an image's stored layers make, on the host and
+// without mounting it, the way the overlay mount will show it to the pod.
+package rootview
 
 import (
 	"errors"
@@ -11,18 +13,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// layerView is the root filesystem an image's layers (directories, top-most first) make, read on
-// the host without mounting it: stage0 looks up the image's user database in it before the pod
-// exists. Paths resolve as they will inside the pod: a symlink's target is taken relative to the
-// image's root, never the host's, and what an upper layer deletes (whiteouts) or replaces (opaque
-// directories, non-directories) hides the layers below.
-type layerView []string
+// View is the root filesystem an image's layers (directories, top-most first) make. Paths resolve
+// as they will inside the pod: a symlink's target is taken relative to the image's root, never
+// the host's, and what an upper layer deletes (whiteouts) or replaces (opaque directories,
+// non-directories) hides the layers below. stage0 reads the image's user database through it
+// before the pod exists, and checks new layers against the layers below them.
+type View []string
 
 // maxSymlinks bounds symlink resolution, as the kernel's own limit does (path_resolution(7)).
 const maxSymlinks = 40
 
-// open opens the regular file at name in the view.
-func (v layerView) open(name string) (*os.File, error) {
+// Open opens the regular file at name in the view.
+func (v View) Open(name string) (*os.File, error) {
 	host, err := v.resolve(name)
 	if err != nil {
 		return nil, err
@@ -40,7 +42,7 @@ func (v layerView) open(name string) (*os.File, error) {
 }
 
 // resolve returns the host path of name in the view, following symlinks inside the image.
-func (v layerView) resolve(name string) (string, error) {
+func (v View) resolve(name string) (string, error) {
 	pending := splitPath(name)
 	var resolved []string // components that are directories in the view
 	links := 0
@@ -54,7 +56,7 @@ func (v layerView) resolve(name string) (string, error) {
 			continue
 		}
 		candidate := append(append([]string{}, resolved...), comp)
-		host, st, err := v.lookup(candidate)
+		host, st, err := v.entry(candidate)
 		if err != nil {
 			return "", fmt.Errorf("%s in the image: %w", name, err)
 		}
@@ -82,9 +84,14 @@ func (v layerView) resolve(name string) (string, error) {
 	return "", fmt.Errorf("%s in the image: is the root directory", name)
 }
 
-// lookup finds the entry at comps (whose parents are directories in the view) in the top-most
-// layer that has it.
-func (v layerView) lookup(comps []string) (string, os.FileInfo, error) {
+// Lookup returns the host path and the lstat of the entry at name, without following symlinks, in
+// the top-most layer that has it. Each parent of name must be a directory in the view: a caller
+// walks a path from the root down.
+func (v View) Lookup(name string) (string, os.FileInfo, error) {
+	return v.entry(splitPath(name))
+}
+
+func (v View) entry(comps []string) (string, os.FileInfo, error) {
 	rel := filepath.Join(comps...)
 	parent, base := filepath.Dir(rel), filepath.Base(rel)
 	for _, layer := range v {
