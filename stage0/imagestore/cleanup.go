@@ -5,6 +5,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/kite-runtime/kite/stage0/datadir"
+	"golang.org/x/sys/unix"
 )
 
 // contents is what the store holds, to find what a failed copy added.
@@ -104,4 +108,55 @@ func (s *Store) scratchDirs() []string {
 		}
 	}
 	return out
+}
+
+// newTempDir makes a directory for one fetch's temporary files below the data dir (not /var/tmp:
+// kite writes nothing outside its own directories), and removes those of fetches that were
+// killed: each fetch holds a lock in its directory while it runs. release removes the directory,
+// and the parent too when nothing else is in it, so a data dir that had none keeps none.
+func newTempDir(dir datadir.Dir) (string, func(), error) {
+	parent := filepath.Join(dir.Root, "tmp")
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return "", nil, err
+	}
+	removeAbandoned(parent)
+	// The directory gets its fetch- name only once locked, so that removeAbandoned never sees it
+	// unlocked.
+	made, err := os.MkdirTemp(parent, ".new-")
+	if err != nil {
+		return "", nil, err
+	}
+	lock, err := os.OpenFile(filepath.Join(made, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err == nil {
+		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX)
+	}
+	tmp := filepath.Join(parent, "fetch-"+strings.TrimPrefix(filepath.Base(made), ".new-"))
+	if err == nil {
+		err = os.Rename(made, tmp)
+	}
+	if err != nil {
+		os.RemoveAll(made)
+		return "", nil, fmt.Errorf("make a temporary directory in %s: %w", parent, err)
+	}
+	return tmp, func() {
+		os.RemoveAll(tmp)
+		lock.Close()
+		os.Remove(parent)
+	}, nil
+}
+
+// removeAbandoned removes the temporary directories in parent whose fetch no longer runs.
+func removeAbandoned(parent string) {
+	dirs, _ := filepath.Glob(filepath.Join(parent, "fetch-*"))
+	for _, d := range dirs {
+		lock, err := os.Open(filepath.Join(d, ".lock"))
+		if err != nil {
+			continue // being made, or being removed
+		}
+		if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			slog.Debug("removing the temporary files of a fetch that was killed", "dir", d)
+			os.RemoveAll(d)
+		}
+		lock.Close()
+	}
 }

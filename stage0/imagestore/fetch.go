@@ -68,18 +68,13 @@ func ParsePullPolicy(s string) (PullPolicy, error) {
 	return "", fmt.Errorf("--pull-policy: unknown value %q (valid: never, new, update)", s)
 }
 
-// systemContext is the image library's configuration for a fetch into dir.
-func (o FetchOptions) systemContext(dir datadir.Dir) (*types.SystemContext, error) {
-	// Keep c/image's blob info cache in kite's store, not in podman's directories, and its
-	// temporary files (an unpacked archive, a layer being downloaded) below the data directory,
-	// not in /var/tmp.
-	bigFiles := filepath.Join(dir.Root, "tmp")
-	if err := os.MkdirAll(bigFiles, 0o700); err != nil {
-		return nil, err
-	}
+// systemContext is the image library's configuration for a fetch into dir; its temporary files
+// (an unpacked archive, a layer being downloaded) go to tmp, a directory of newTempDir.
+func (o FetchOptions) systemContext(dir datadir.Dir, tmp string) *types.SystemContext {
 	sys := &types.SystemContext{
+		// Keep the blob info cache in kite's store, not in podman's directories.
 		BlobInfoCacheDir:        filepath.Join(dir.Storage(), "blob-info-cache"),
-		BigFilesTemporaryDir:    bigFiles,
+		BigFilesTemporaryDir:    tmp,
 		AuthFilePath:            o.AuthFile,
 		RegistriesDirPath:       o.RegistriesDir,
 		DockerRegistryUserAgent: "kite",
@@ -88,19 +83,19 @@ func (o FetchOptions) systemContext(dir datadir.Dir) (*types.SystemContext, erro
 		// The docker transport falls back to plain HTTP only when TLS verification is off.
 		sys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue
 	}
-	return sys, nil
+	return sys
 }
 
 // Fetch copies the image imageRef names into the store below dir, unless it is there already,
 // writes its record and returns it. A failed fetch leaves no image, layer or record behind.
 func Fetch(ctx context.Context, dir datadir.Dir, imageRef string, opts FetchOptions) (*imageindex.Record, error) {
 	fail := func(err error) error { return fmt.Errorf("fetch %s: %w", imageRef, err) }
-	sys, err := opts.systemContext(dir)
+	tmp, release, err := newTempDir(dir)
 	if err != nil {
 		return nil, fail(err)
 	}
-	// Leave no empty directory behind in a data dir that had none.
-	defer os.Remove(sys.BigFilesTemporaryDir)
+	defer release()
+	sys := opts.systemContext(dir, tmp)
 	if opts.PullPolicy != PullUpdate {
 		rec, err := FindStored(dir, sys, imageRef, opts.PullPolicy)
 		if rec != nil || err != nil {

@@ -392,10 +392,12 @@ func (s *Store) Export(ctx context.Context, img *storage.Image, dest string, opt
 	if err != nil {
 		return err
 	}
-	sys, err := opts.systemContext(dir)
+	tmp, release, err := newTempDir(dir)
 	if err != nil {
 		return err
 	}
+	defer release()
+	sys := opts.systemContext(dir, tmp)
 	// The image is in kite's store already, verified when it was fetched.
 	pc, err := signature.NewPolicyContext(&signature.Policy{Default: signature.PolicyRequirements{signature.NewPRInsecureAcceptAnything()}})
 	if err != nil {
