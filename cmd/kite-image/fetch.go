@@ -82,6 +82,7 @@ func (a *fetchAction) run(ctx context.Context, g *globals) error {
 		InsecureRegistries: g.insecure.Registries,
 		AuthFile:           a.authFile,
 		PullPolicy:         a.pullPolicy,
+		Driver:             g.driver,
 	}
 	// kite trust keeps its registries.d beside the policy it writes.
 	if reg := datadir.RegistriesDir(config); config != "" && isDir(reg) {

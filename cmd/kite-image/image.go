@@ -76,7 +76,7 @@ func (a *imageAction) parse(args []string) error {
 func (a *imageAction) needsStore() bool { return true }
 
 func (a *imageAction) run(ctx context.Context, g *globals) error {
-	st, err := imagestore.Open(g.dir)
+	st, err := imagestore.Open(g.dir, g.driver)
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,8 @@ type globals struct {
 	dir      datadir.Dir
 	debug    bool
 	insecure imagestore.InsecureOptions
+	// driver is the graph driver asked for with --storage-driver; "" lets kite choose.
+	driver string
 }
 
 // action is one kite-image command.
@@ -126,8 +128,12 @@ func parse(args []string) (*globals, string, action, error) {
 	dir := fs.String("dir", "", "data root")
 	fs.BoolVar(&g.debug, "debug", false, "debug output")
 	insecure := fs.String("insecure-options", "", "checks to skip")
+	fs.StringVar(&g.driver, "storage-driver", "", "graph driver of a new store")
 	if err := fs.Parse(args); err != nil {
 		return nil, "", nil, usageError(err)
+	}
+	if g.driver != "" && !slices.Contains(imagestore.Drivers, g.driver) {
+		return nil, "", nil, fmt.Errorf("--storage-driver: unknown driver %q (valid: %s)", g.driver, strings.Join(imagestore.Drivers, ", "))
 	}
 	var err error
 	if g.insecure, err = imagestore.ParseInsecureOptions(*insecure); err != nil {

@@ -38,7 +38,7 @@ func (a *rootfsAction) parse(args []string) error {
 func (a *rootfsAction) needsStore() bool { return true }
 
 func (a *rootfsAction) run(_ context.Context, g *globals) error {
-	st, err := imagestore.Open(g.dir)
+	st, err := imagestore.Open(g.dir, g.driver)
 	if err != nil {
 		return err
 	}

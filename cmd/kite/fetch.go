@@ -6,13 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"syscall"
 
-	"github.com/kite-runtime/kite/pkg/exitcode"
 	"github.com/kite-runtime/kite/stage0/datadir"
 	"github.com/kite-runtime/kite/stage0/imageindex"
 	"github.com/urfave/cli/v2"
@@ -84,20 +78,15 @@ func fetchFlags(defaultPolicy string) []cli.Flag {
 
 // fetchRequest is how one kite command wants images fetched.
 type fetchRequest struct {
+	helper     *imageHelper
 	dir        datadir.Dir
 	pullPolicy string
-	insecure   map[string]bool
 	authFile   string
 	quiet      bool
-	debug      bool
 }
 
 func newFetchRequest(c *cli.Context) (*fetchRequest, error) {
-	insecure, err := insecureOptions(c)
-	if err != nil {
-		return nil, err
-	}
-	d, err := dataDir(c)
+	h, err := newImageHelper(c)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +94,7 @@ func newFetchRequest(c *cli.Context) (*fetchRequest, error) {
 	if policy != pullNever && policy != pullNew && policy != pullUpdate {
 		return nil, fmt.Errorf("--pull-policy: unknown value %q (valid: never, new, update)", policy)
 	}
-	return &fetchRequest{dir: d, pullPolicy: policy, insecure: insecure, authFile: c.String("authfile"), quiet: c.Bool("quiet"), debug: c.Bool("debug")}, nil
+	return &fetchRequest{helper: h, dir: h.dir, pullPolicy: policy, authFile: c.String("authfile"), quiet: c.Bool("quiet")}, nil
 }
 
 // storedImage returns the record of the image ref names, from the store when the pull policy
@@ -152,8 +141,8 @@ func found(rec *imageindex.Record, err error) (*imageindex.Record, error) {
 	return rec, err
 }
 
-// fetch runs kite-image, which links the image and storage libraries kite itself stays free of,
-// and reads the records of the stored images from its stdout. It prints its own errors.
+// fetch runs kite-image to fetch refs, and reads the records of the stored images from its
+// stdout.
 func (r *fetchRequest) fetch(refs ...string) ([]*imageindex.Record, error) {
 	args := []string{"fetch", "--pull-policy", r.pullPolicy}
 	if r.authFile != "" {
@@ -163,7 +152,7 @@ func (r *fetchRequest) fetch(refs ...string) ([]*imageindex.Record, error) {
 		args = append(args, "--quiet")
 	}
 	slog.Debug("fetching", "refs", refs)
-	out, err := runImageHelper(r.dir, r.debug, r.insecure, append(append(args, "--"), refs...)...)
+	out, err := r.helper.run(append(append(args, "--"), refs...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -180,91 +169,4 @@ func (r *fetchRequest) fetch(refs ...string) ([]*imageindex.Record, error) {
 		return nil, fmt.Errorf("kite-image printed %d image records for %d images", len(recs), len(refs))
 	}
 	return recs, nil
-}
-
-// errSilent marks a failure that was reported already.
-var errSilent = errors.New("")
-
-// podCopy makes pod id's own copy of the image in a store without overlayfs, through kite-image,
-// and returns its directory.
-func podCopy(d datadir.Dir, id string, rec *imageindex.Record, debug bool) (string, error) {
-	out, err := runImageHelper(d, debug, nil, "rootfs", "--pod", id, rec.ID)
-	if err != nil {
-		return "", err
-	}
-	dir := strings.TrimSpace(string(out))
-	if !filepath.IsAbs(dir) {
-		return "", fmt.Errorf("copy the image for pod %s: kite-image printed %q, not a directory", id, dir)
-	}
-	return dir, nil
-}
-
-// removePodCopy deletes what podCopy made, for a pod that never ran.
-func removePodCopy(d datadir.Dir, id string, debug bool) {
-	runImageHelper(d, debug, nil, "rm-rootfs", "--pod", id)
-}
-
-// execImageHelper replaces kite with kite-image running args after the global flags: what it
-// prints and its exit status are the command's.
-func execImageHelper(c *cli.Context, args ...string) error {
-	d, err := dataDir(c)
-	if err != nil {
-		return err
-	}
-	insecure, err := insecureOptions(c)
-	if err != nil {
-		return err
-	}
-	helper, err := libexecPath("kite-image")
-	if err != nil {
-		return err
-	}
-	argv := append([]string{helper}, imageHelperGlobals(d, c.Bool("debug"), insecure)...)
-	argv = append(argv, args...)
-	slog.Debug("exec", "argv", argv)
-	if err := syscall.Exec(helper, argv, os.Environ()); err != nil {
-		return fmt.Errorf("run %s: %w", helper, err)
-	}
-	return nil
-}
-
-// imageHelperGlobals are kite-image's global flags for the data dir d.
-func imageHelperGlobals(d datadir.Dir, debug bool, insecure map[string]bool) []string {
-	args := []string{"--dir", d.Root}
-	if debug {
-		args = append(args, "--debug")
-	}
-	var skip []string
-	for _, v := range insecureValues {
-		if insecure[v] {
-			skip = append(skip, v)
-		}
-	}
-	if len(skip) > 0 {
-		args = append(args, "--insecure-options", strings.Join(skip, ","))
-	}
-	return args
-}
-
-// runImageHelper runs kite-image with args after its global flags and returns its stdout. It
-// prints its own errors.
-func runImageHelper(d datadir.Dir, debug bool, insecure map[string]bool, args ...string) ([]byte, error) {
-	helper, err := libexecPath("kite-image")
-	if err != nil {
-		return nil, err
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(helper, append(imageHelperGlobals(d, debug, insecure), args...)...)
-	cmd.Stdout, cmd.Stderr = &out, os.Stderr
-	// A kite killed while kite-image works must not leave it running: SIGTERM makes it undo a
-	// half-done fetch and exit.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Run(); err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return nil, &exitcode.CodedError{Code: exitcode.Failed, Err: errSilent}
-		}
-		return nil, fmt.Errorf("run %s: %w", helper, err)
-	}
-	return out.Bytes(), nil
 }

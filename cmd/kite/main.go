@@ -52,6 +52,7 @@ func refuseSetuid() error {
 var globalFlags = []cli.Flag{
 	&cli.StringFlag{Name: "dir", Usage: "data directory: image store and pods (default: $XDG_DATA_HOME/kite, i.e. ~/.local/share/kite)", EnvVars: []string{"KITE_DIR"}},
 	&cli.BoolFlag{Name: "debug", Usage: "log what kite does to stderr"},
+	&cli.StringFlag{Name: "storage-driver", Usage: "graph driver of a new image store: overlay or vfs (default: overlay where the kernel lets kite mount it, else vfs); a store keeps its driver", EnvVars: []string{"KITE_STORAGE_DRIVER"}},
 	insecureFlag(),
 }
 

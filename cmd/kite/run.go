@@ -99,14 +99,14 @@ func runAction(c *cli.Context) error {
 	}
 	var copyDir string
 	if rec.Driver == "vfs" {
-		if copyDir, err = podCopy(d, id, rec, c.Bool("debug")); err != nil {
+		if copyDir, err = fetch.helper.podCopy(id, rec.ID); err != nil {
 			return err
 		}
 	}
 	p, err := pod.Create(d, id, image, rec, copyDir, s)
 	if err != nil {
 		if copyDir != "" {
-			removePodCopy(d, id, c.Bool("debug"))
+			fetch.helper.removePodCopy(id)
 		}
 		return err
 	}

@@ -44,6 +44,8 @@ type FetchOptions struct {
 	RegistriesDir string
 	// PullPolicy says whether a stored image is used without contacting its source.
 	PullPolicy PullPolicy
+	// Driver is the graph driver for a new store; "" lets kite choose.
+	Driver string
 }
 
 // PullPolicy says when a fetch contacts the source of an image that is already stored (rkt's
@@ -165,7 +167,7 @@ func fetchFrom(ctx context.Context, dir datadir.Dir, sys *types.SystemContext, i
 		return nil, fmt.Errorf("verify signatures: %w", err)
 	}
 
-	st, err := Open(dir)
+	st, err := Open(dir, opts.Driver)
 	if err != nil {
 		return nil, err
 	}

@@ -44,9 +44,13 @@ type Store struct {
 	lock       *os.File
 }
 
+// Drivers are the graph drivers kite can use; "" picks one (see chooseDriver).
+var Drivers = []string{"overlay", "vfs"}
+
 // Open opens the store below dir, holding kite-image's lock on it until Close. It must run inside
-// the namespace RunInUserNamespace creates.
-func Open(dir datadir.Dir) (*Store, error) {
+// the namespace RunInUserNamespace creates. driver is the graph driver the user asked for, or ""
+// for kite's choice.
+func Open(dir datadir.Dir, driver string) (*Store, error) {
 	if !unshare.IsRootless() || os.Geteuid() != 0 {
 		return nil, errors.New("open the image store: kite-image must open it inside its own user namespace")
 	}
@@ -72,13 +76,13 @@ func Open(dir datadir.Dir) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("open the image store %s: %w", graphRoot, err)
 	}
-	driver, isNew, err := chooseDriver(graphRoot, runRoot)
+	driver, how, err := chooseDriver(graphRoot, runRoot, driver)
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("open the image store %s: %w", graphRoot, err)
 	}
 	st, err := getStore(graphRoot, runRoot, driver, singleID(uids, gids))
-	if err != nil && isNew && driver == "overlay" && unsupported(err) {
+	if err != nil && how == automatic && driver == "overlay" && unsupported(err) {
 		slog.Debug("the overlay driver is unusable here; using the vfs driver", "error", err)
 		removeEmptyOverlayHome(graphRoot)
 		driver = "vfs"
@@ -135,41 +139,62 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// chooseDriver picks the graph driver: the one the store already uses, else overlay when this host
-// can mount it natively, else vfs. A store never changes driver: its layers would vanish.
-// containers/storage records the driver only by the existence of <graphroot>/<driver>-layers (and
-// <graphroot>/<driver>), which is what is checked here.
-func chooseDriver(graphRoot, runRoot string) (driver string, isNew bool, err error) {
+// How chooseDriver chose a driver.
+type choice int
+
+const (
+	existing  choice = iota // the store's own
+	automatic               // for a new store, by what the host can do
+	requested               // for a new store, as the user asked
+)
+
+// chooseDriver picks the graph driver: the one the store already uses, else the one the user
+// asked for, else overlay when this host can mount it natively, else vfs. A store never changes
+// driver: its layers would vanish. containers/storage records the driver only by the existence
+// of <graphroot>/<driver>-layers (and <graphroot>/<driver>), which is what is checked here.
+func chooseDriver(graphRoot, runRoot, want string) (driver string, how choice, err error) {
 	var used []string
-	for _, d := range []string{"overlay", "vfs"} {
+	for _, d := range Drivers {
 		if _, err := os.Stat(filepath.Join(graphRoot, d+"-layers")); err == nil {
 			used = append(used, d)
 		} else if !errors.Is(err, fs.ErrNotExist) {
-			return "", false, err
+			return "", existing, err
 		}
 	}
 	overlayHome := filepath.Join(graphRoot, "overlay")
 	switch len(used) {
 	case 2:
-		return "", false, errors.New("it holds both an overlay and a vfs store; remove one of them")
+		return "", existing, errors.New("it holds both an overlay and a vfs store; remove one of them")
 	case 1:
+		if want != "" && want != used[0] {
+			return "", existing, fmt.Errorf("it uses the %s driver, and a store never changes driver; for --storage-driver=%s use another --dir", used[0], want)
+		}
 		if used[0] == "overlay" {
 			if flag, err := os.ReadFile(filepath.Join(overlayHome, ".has-mount-program")); err == nil && strings.TrimSpace(string(flag)) == "true" {
-				return "", false, fmt.Errorf("it was set up to mount layers through a FUSE mount program, which kite does not use; remove %s", graphRoot)
+				return "", existing, fmt.Errorf("it was set up to mount layers through a FUSE mount program, which kite does not use; remove %s", graphRoot)
 			}
 		}
-		return used[0], false, nil
+		return used[0], existing, nil
+	}
+	if want == "vfs" {
+		return want, requested, nil
 	}
 	// SupportsNativeOverlay test-mounts an overlay in overlayHome (caching the answer in the run
 	// root). Deciding here, before the driver starts, keeps the overlay driver from picking up
 	// fuse-overlayfs from PATH on a host without native overlay.
 	ok, err := overlay.SupportsNativeOverlay(overlayHome, filepath.Join(runRoot, "overlay"))
-	if err != nil || !ok {
+	switch {
+	case (err != nil || !ok) && want == "overlay":
+		removeEmptyOverlayHome(graphRoot)
+		return "", requested, fmt.Errorf("overlayfs cannot be mounted here (%v); use --storage-driver=vfs", err)
+	case err != nil || !ok:
 		slog.Debug("native overlay is unusable here; using the vfs driver", "error", err)
 		removeEmptyOverlayHome(graphRoot)
-		return "vfs", true, nil
+		return "vfs", automatic, nil
+	case want == "overlay":
+		return "overlay", requested, nil
 	}
-	return "overlay", true, nil
+	return "overlay", automatic, nil
 }
 
 type idMaps struct {

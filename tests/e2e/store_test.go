@@ -182,3 +182,22 @@ func findLayerFile(t *testing.T, dir, rel string) string {
 	}
 	return matches[0]
 }
+
+// TestStorageDriverVFS makes a vfs store on request, runs from it, and refuses to switch the
+// store's driver later.
+func TestStorageDriverVFS(t *testing.T) {
+	dir := newDataDir(t)
+	wantCode(t, kite(t, dir, "--storage-driver", "vfs", "fetch", layoutRef("busybox")), 0, "fetch into a vfs store")
+	if _, err := os.Stat(filepath.Join(dir, "storage", "vfs-layers")); err != nil {
+		t.Fatalf("no vfs store: %v", err)
+	}
+	r := runImage(t, dir, layoutRef("busybox"), "echo", "from vfs")
+	if r.Code != 0 || r.Stdout != "from vfs\n" {
+		t.Errorf("run from the vfs store: %s", r)
+	}
+	r = kite(t, dir, "--storage-driver", "overlay", "fetch", layoutRef("user"))
+	wantCode(t, r, 125, "fetch with another driver")
+	if !strings.Contains(r.Stderr, "never changes driver") {
+		t.Errorf("stderr does not explain: %q", r.Stderr)
+	}
+}
