@@ -128,7 +128,7 @@ func testHostile(t *testing.T, newDir func(*testing.T) string) {
 			wantCode(t, runImage(t, dir, layoutRef("busybox"), "true"), 0, "the good image")
 			canary := newCanary(t)
 			layout := filepath.Join(newScratchDir(t, "layout-"), "layout")
-			opts := imagebuild.HostileOptions{Tag: "hostile", Base: hostileBase(t), Canary: canary, URL: server.URL}
+			opts := imagebuild.HostileOptions{Tag: "hostile", Base: busyboxEntries(t), Canary: canary, URL: server.URL}
 			if err := c.Write(layout, opts); err != nil {
 				t.Fatalf("write the hostile image: %v", err)
 			}
@@ -189,17 +189,17 @@ func overlayScratch(t *testing.T) string {
 	return mnt
 }
 
-var hostileBaseLayer struct {
+var busyboxLayerOnce struct {
 	once    sync.Once
 	entries []imagebuild.Entry
 	err     error
 }
 
-// hostileBase is the busybox layer of the test images, built the way mkimage builds it, so that
-// the store already holds it after the good image and a hostile fetch adds only its own layers.
-func hostileBase(t *testing.T) []imagebuild.Entry {
+// busyboxEntries is the busybox layer of the test images, built the way mkimage builds it, so that
+// the store already holds it after the good image and an image built on it adds only its own layers.
+func busyboxEntries(t *testing.T) []imagebuild.Entry {
 	t.Helper()
-	b := &hostileBaseLayer
+	b := &busyboxLayerOnce
 	b.once.Do(func() {
 		b.entries, b.err = imagebuild.BusyboxLayer(imagebuild.DefaultBusybox, filepath.Join(binDir, "probe"))
 	})

@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/kite-runtime/kite/tests/imagebuild"
 	"github.com/kite-runtime/kite/tests/probe/report"
+	"github.com/kite-runtime/kite/tests/registry"
 )
 
 // TestOCIArchive runs an image from an oci-archive.
@@ -71,5 +74,33 @@ func checkUser(t *testing.T, rep report.Report) {
 	}
 	if rep.Cwd != "/home/kiteuser" {
 		t.Errorf("cwd = %q, want the image's WorkingDir /home/kiteuser", rep.Cwd)
+	}
+}
+
+// TestZstdLayers runs an image whose layers are zstd-compressed, fetched from a layout and from a
+// registry.
+func TestZstdLayers(t *testing.T) {
+	layout := filepath.Join(newScratchDir(t, "zstd-"), "layout")
+	marker := imagebuild.File("zstd-marker", 0o644, 0, 0, []byte("decompressed from zstd\n"))
+	err := imagebuild.WriteLayout(layout, imagebuild.Image{
+		Tag:    "zstd",
+		Layers: [][]imagebuild.Entry{busyboxEntries(t), {marker}},
+		Zstd:   true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := newDataDir(t)
+	r := runImage(t, dir, "oci:"+layout+":zstd", "cat", "/zstd-marker")
+	if r.Code != 0 || r.Stdout != "decompressed from zstd\n" {
+		t.Fatalf("run a zstd image from a layout: %s", r)
+	}
+	e := startRegistry(t, registry.Options{})
+	if _, err := e.reg.PushLayout(layout, "zstd", "team/zstd:1"); err != nil {
+		t.Fatal(err)
+	}
+	r = e.kite(t, newDataDir(t), "run", "--insecure-options=image", e.ref("team/zstd:1"), "--", "cat", "/zstd-marker")
+	if r.Code != 0 || r.Stdout != "decompressed from zstd\n" {
+		t.Fatalf("run a zstd image from a registry: %s", r)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/klauspost/compress/zstd"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -26,6 +28,8 @@ type Image struct {
 	Tag    string
 	Layers [][]Entry
 	Config ocispec.ImageConfig
+	// Zstd compresses the layers with zstd instead of gzip.
+	Zstd bool
 }
 
 // WriteLayout writes images as one OCI image layout in dir, which is created if needed and must be
@@ -46,7 +50,7 @@ func WriteLayout(dir string, images ...Image) error {
 		return fmt.Errorf("create layout %s: %w", dir, err)
 	}
 
-	w := layoutWriter{dir: dir, layers: make(map[digest.Digest]ocispec.Descriptor)}
+	w := layoutWriter{dir: dir, layers: make(map[layerKey]ocispec.Descriptor)}
 	index := ocispec.Index{
 		Versioned: specs.Versioned{SchemaVersion: 2},
 		MediaType: ocispec.MediaTypeImageIndex,
@@ -145,7 +149,7 @@ func replaceable(dir string) (bool, error) {
 // image that reuses a layer does not gzip it again.
 type layoutWriter struct {
 	dir    string
-	layers map[digest.Digest]ocispec.Descriptor
+	layers map[layerKey]ocispec.Descriptor
 }
 
 // image writes the layers, config and manifest of img and returns the manifest's index entry.
@@ -163,7 +167,7 @@ func (w *layoutWriter) image(img Image) (ocispec.Descriptor, error) {
 		Layers:    []ocispec.Descriptor{},
 	}
 	for i, entries := range img.Layers {
-		diffID, desc, err := w.layer(entries)
+		diffID, desc, err := w.layer(entries, img.Zstd)
 		if err != nil {
 			return ocispec.Descriptor{}, fmt.Errorf("layer %d: %w", i, err)
 		}
@@ -191,31 +195,45 @@ func (w *layoutWriter) image(img Image) (ocispec.Descriptor, error) {
 	return desc, nil
 }
 
-// layer writes entries as a gzip-compressed tar blob and returns the digest of the uncompressed
-// tar (the config's diff_id) and the blob's descriptor.
-func (w *layoutWriter) layer(entries []Entry) (digest.Digest, ocispec.Descriptor, error) {
+// layer writes entries as a compressed tar blob (gzip, or zstd if asked) and returns the digest
+// of the uncompressed tar (the config's diff_id) and the blob's descriptor.
+func (w *layoutWriter) layer(entries []Entry, useZstd bool) (digest.Digest, ocispec.Descriptor, error) {
 	raw, err := layerTar(entries)
 	if err != nil {
 		return "", ocispec.Descriptor{}, err
 	}
 	diffID := digest.FromBytes(raw)
-	if desc, ok := w.layers[diffID]; ok {
+	key := layerKey{diffID, useZstd}
+	if desc, ok := w.layers[key]; ok {
 		return diffID, desc, nil
 	}
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
+	var compressed bytes.Buffer
+	var zw io.WriteCloser = gzip.NewWriter(&compressed)
+	mediaType := ocispec.MediaTypeImageLayerGzip
+	if useZstd {
+		if zw, err = zstd.NewWriter(&compressed); err != nil {
+			return "", ocispec.Descriptor{}, err
+		}
+		mediaType = ocispec.MediaTypeImageLayerZstd
+	}
 	if _, err := zw.Write(raw); err != nil {
 		return "", ocispec.Descriptor{}, fmt.Errorf("compress layer: %w", err)
 	}
 	if err := zw.Close(); err != nil {
 		return "", ocispec.Descriptor{}, fmt.Errorf("compress layer: %w", err)
 	}
-	desc, err := w.blob(ocispec.MediaTypeImageLayerGzip, gz.Bytes())
+	desc, err := w.blob(mediaType, compressed.Bytes())
 	if err != nil {
 		return "", ocispec.Descriptor{}, err
 	}
-	w.layers[diffID] = desc
+	w.layers[key] = desc
 	return diffID, desc, nil
+}
+
+// layerKey identifies a layer blob: its content and how it is compressed.
+type layerKey struct {
+	diffID digest.Digest
+	zstd   bool
 }
 
 // blob stores data under blobs/sha256/<hex> and describes it.

@@ -131,7 +131,7 @@ func HostileLayerDigestMismatch(dir string, o HostileOptions) error {
 	return tampered(dir, o, func(e *layoutEdit) error {
 		// Write the other layer as a blob of its own, then move its content under the payload's
 		// digest.
-		_, other, err := (&layoutWriter{dir: dir, layers: map[digest.Digest]ocispec.Descriptor{}}).layer(payloadLayer("tampered: not what the digest names\n"))
+		_, other, err := (&layoutWriter{dir: dir, layers: map[layerKey]ocispec.Descriptor{}}).layer(payloadLayer("tampered: not what the digest names\n"), false)
 		if err != nil {
 			return err
 		}
