@@ -284,3 +284,25 @@ func TestRegistryHTTPNeedsInsecure(t *testing.T) {
 	}
 	wantID(t, kiteWith(t, dir, &o, "--insecure-options=image,http", "fetch", e.ref("team/app:1")), "fetch with --insecure-options=http")
 }
+
+// TestRegistryMirrorAndDockerConfig fetches through a registries.conf mirror (the primary
+// location is a closed loopback port, so only the mirror can answer), with credentials from
+// docker's config.json.
+func TestRegistryMirrorAndDockerConfig(t *testing.T) {
+	e := startRegistry(t, registry.Options{Username: "kite", Password: "s3cret"})
+	e.push(t, "busybox", "team/app:1")
+	home := newScratchDir(t, "mirror-")
+	conf := filepath.Join(home, "registries.conf")
+	writeFile(t, conf, fmt.Sprintf("[[registry]]\nlocation = \"127.0.0.1:1/team\"\ninsecure = true\n[[registry.mirror]]\nlocation = \"%s/team\"\ninsecure = true\n", e.reg.Addr()))
+	writeFile(t, filepath.Join(home, "docker", "config.json"),
+		fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, e.reg.Addr(), base64.StdEncoding.EncodeToString([]byte("kite:s3cret"))))
+	o := *e.opts
+	o.env = append(append([]string{}, o.env...),
+		"CONTAINERS_REGISTRIES_CONF="+conf, "DOCKER_CONFIG="+filepath.Join(home, "docker"), "REGISTRY_AUTH_FILE=")
+	dir := newDataDir(t)
+	wantID(t, kiteWith(t, dir, &o, "--insecure-options=image", "fetch", "docker://127.0.0.1:1/team/app:1"), "fetch through the mirror")
+	r := kiteWith(t, dir, &o, "run", "docker://127.0.0.1:1/team/app:1", "--", "echo", "mirrored")
+	if r.Code != 0 || r.Stdout != "mirrored\n" {
+		t.Errorf("run the mirrored image: %s", r)
+	}
+}
