@@ -111,6 +111,13 @@ func listing(t *testing.T, root string) map[string]string {
 
 func compareListings(t *testing.T, before, after map[string]string) {
 	t.Helper()
+	if diffs := diffListings(before, after); len(diffs) > 0 {
+		t.Errorf("the data dir changed:\n%s", strings.Join(diffs, "\n"))
+	}
+}
+
+// diffListings describes, sorted, what is new, changed and gone in after.
+func diffListings(before, after map[string]string) []string {
 	var diffs []string
 	for p, a := range after {
 		if b, ok := before[p]; !ok {
@@ -125,7 +132,5 @@ func compareListings(t *testing.T, before, after map[string]string) {
 		}
 	}
 	slices.Sort(diffs)
-	if len(diffs) > 0 {
-		t.Errorf("the data dir changed:\n%s", strings.Join(diffs, "\n"))
-	}
+	return diffs
 }

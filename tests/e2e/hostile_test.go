@@ -170,25 +170,6 @@ func testHostile(t *testing.T, newDir func(*testing.T) string) {
 	}
 }
 
-// overlayScratch returns a directory on a fresh overlayfs mount, where the store cannot use
-// overlayfs itself and falls back to the vfs driver. Mounting needs root.
-func overlayScratch(t *testing.T) string {
-	t.Helper()
-	base := newScratchDir(t, "overlay-")
-	for _, d := range []string{"lower", "upper", "work", "mnt"} {
-		if err := os.Mkdir(filepath.Join(base, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mnt := filepath.Join(base, "mnt")
-	opts := "lowerdir=" + filepath.Join(base, "lower") + ",upperdir=" + filepath.Join(base, "upper") + ",workdir=" + filepath.Join(base, "work")
-	if err := unix.Mount("overlay", mnt, "overlay", 0, opts); err != nil {
-		t.Fatalf("mount an overlay for the data directories: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
-	return mnt
-}
-
 var busyboxLayerOnce struct {
 	once    sync.Once
 	entries []imagebuild.Entry
@@ -300,23 +281,10 @@ func xattrs(p string) string {
 // compareCanary fails the test, loudly, if the canary changed, and reports whether it did.
 func compareCanary(t *testing.T, before, after map[string]string) bool {
 	t.Helper()
-	var diffs []string
-	for p, a := range after {
-		if b, ok := before[p]; !ok {
-			diffs = append(diffs, fmt.Sprintf("new:     %s (%s)", p, a))
-		} else if a != b {
-			diffs = append(diffs, fmt.Sprintf("changed: %s\n           now %s\n           was %s", p, a, b))
-		}
-	}
-	for p, b := range before {
-		if _, ok := after[p]; !ok {
-			diffs = append(diffs, fmt.Sprintf("gone:    %s (%s)", p, b))
-		}
-	}
+	diffs := diffListings(before, after)
 	if len(diffs) == 0 {
 		return false
 	}
-	slices.Sort(diffs)
 	t.Errorf("ESCAPE: the image changed the canary directory outside the data dir:\n%s", strings.Join(diffs, "\n"))
 	return true
 }

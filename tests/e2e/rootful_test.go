@@ -45,18 +45,7 @@ func TestRootful(t *testing.T) {
 // overlay needs root.
 func TestRootfulVFS(t *testing.T) {
 	needRoot(t)
-	base := newScratchDir(t, "vfs-")
-	for _, d := range []string{"lower", "upper", "work", "mnt"} {
-		if err := os.Mkdir(filepath.Join(base, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mnt := filepath.Join(base, "mnt")
-	opts := "lowerdir=" + filepath.Join(base, "lower") + ",upperdir=" + filepath.Join(base, "upper") + ",workdir=" + filepath.Join(base, "work")
-	if err := unix.Mount("overlay", mnt, "overlay", 0, opts); err != nil {
-		t.Fatalf("mount an overlay for the data directory: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	mnt := overlayScratch(t)
 	dir := filepath.Join(mnt, "data")
 
 	checkLayers(t, dir)
@@ -107,4 +96,23 @@ func TestRootfulRefusesSetuid(t *testing.T) {
 			t.Errorf("%s's refusal does not say why: %q", c.bin, out)
 		}
 	}
+}
+
+// overlayScratch returns a directory on a fresh overlayfs mount, where the store cannot use
+// overlayfs itself and falls back to the vfs driver. Mounting needs root.
+func overlayScratch(t *testing.T) string {
+	t.Helper()
+	base := newScratchDir(t, "overlay-")
+	for _, d := range []string{"lower", "upper", "work", "mnt"} {
+		if err := os.Mkdir(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mnt := filepath.Join(base, "mnt")
+	opts := "lowerdir=" + filepath.Join(base, "lower") + ",upperdir=" + filepath.Join(base, "upper") + ",workdir=" + filepath.Join(base, "work")
+	if err := unix.Mount("overlay", mnt, "overlay", 0, opts); err != nil {
+		t.Fatalf("mount an overlay for the data directories: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	return mnt
 }
