@@ -5,26 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"runtime"
-	"strings"
 
 	"github.com/kite-runtime/kite/stage0/datadir"
 	"github.com/kite-runtime/kite/stage0/imageindex"
 	digest "github.com/opencontainers/go-digest"
-	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/image/v5/copy"
-	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/image"
-	"go.podman.io/image/v5/manifest"
-	"go.podman.io/image/v5/pkg/shortnames"
 	"go.podman.io/image/v5/signature"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
-	graphdriver "go.podman.io/storage/drivers"
 )
 
 // FetchOptions tune a fetch.
@@ -198,67 +189,6 @@ func fetchFrom(ctx context.Context, dir datadir.Dir, sys *types.SystemContext, i
 	return rec, nil
 }
 
-// saveRecord writes the record of an image the user fetched as imageRef, and the names it is
-// found by: its stored name, and for a registry image the user's own words for it, so that
-// `kite run` finds it by them without the image libraries.
-func saveRecord(dir datadir.Dir, rec *imageindex.Record, imageRef string, fromRegistry bool) error {
-	if err := imageindex.Save(dir.Images(), rec); err != nil {
-		return err
-	}
-	names := []string{rec.Name}
-	if fromRegistry && imageRef != rec.Name {
-		names = append(names, imageRef)
-	}
-	for _, n := range names {
-		if n == "" {
-			continue
-		}
-		if err := imageindex.SaveName(dir.Images(), n, rec.ManifestDigest); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// FindStored returns the record of the stored image imageRef names, by name, without opening the
-// store or contacting a registry; nil if it finds none. Under PullNew only registry images are
-// looked up: the file transports are read again, as a file may have changed under its name.
-func FindStored(dir datadir.Dir, sys *types.SystemContext, imageRef string, policy PullPolicy) (*imageindex.Record, error) {
-	ref, err := ParseReference(imageRef)
-	if err != nil {
-		return nil, err
-	}
-	fromRegistry := ref == nil || ref.Transport().Name() == "docker"
-	var names []string
-	switch {
-	case ref == nil:
-		candidates, err := shortnames.ResolveLocally(sys, imageRef)
-		if err != nil {
-			return nil, fmt.Errorf("resolve the short name %q: %w", imageRef, err)
-		}
-		for _, c := range candidates {
-			names = append(names, c.String())
-		}
-	case fromRegistry || policy == PullNever:
-		name, err := storedName(sys, ref, imageRef)
-		if err != nil {
-			return nil, err
-		}
-		names = append(names, name)
-	}
-	for _, n := range names {
-		rec, err := imageindex.LookupName(dir.Images(), n)
-		if err == nil {
-			slog.Debug("image is stored", "name", n, "id", rec.ID)
-			return rec, saveRecord(dir, rec, imageRef, fromRegistry)
-		}
-		if !errors.Is(err, imageindex.ErrNotFound) {
-			return nil, err
-		}
-	}
-	return nil, nil
-}
-
 // stored returns a reference to the stored image fetched by manifestDigest, named name, or nil
 // if there is none. Finding it here saves the copy's reading of the source and rewriting of the
 // store's metadata.
@@ -334,51 +264,6 @@ func (s *Store) copy(ctx context.Context, sys *types.SystemContext, src openedRe
 	return resolved, nil
 }
 
-// explainOpenError says what is wrong when the image imageRef names cannot be opened, and how to
-// fix it: the image library's messages omit the path of a file, and the flag or command a
-// registry error calls for.
-func explainOpenError(imageRef string, err error) error {
-	transport, rest, _ := strings.Cut(imageRef, ":")
-	if transport != "oci" && transport != "oci-archive" && transport != "docker-archive" {
-		return explainRegistryError(err)
-	}
-	path, _, _ := strings.Cut(rest, ":")
-	st, statErr := os.Stat(path)
-	switch {
-	case errors.Is(statErr, fs.ErrNotExist):
-		return fmt.Errorf("%s does not exist", path)
-	case statErr == nil && transport == "oci" && !st.IsDir():
-		return fmt.Errorf("%s is not an OCI image layout directory; for an archive use oci-archive:%s", path, rest)
-	case statErr == nil && transport != "oci" && st.IsDir():
-		return fmt.Errorf("%s is a directory; for an OCI image layout use oci:%s", path, rest)
-	}
-	switch transport {
-	case "oci":
-		if _, statErr := os.Stat(filepath.Join(path, "index.json")); errors.Is(statErr, fs.ErrNotExist) {
-			return fmt.Errorf("%s is not an OCI image layout: it has no index.json", path)
-		}
-		return fmt.Errorf("read OCI image layout %s: %w", path, err)
-	case "oci-archive":
-		return fmt.Errorf("read OCI archive %s: %w", path, err)
-	}
-	return fmt.Errorf("read docker archive %s: %w", path, err)
-}
-
-// explainRegistryError adds the fix to a registry error whose cause kite can tell.
-func explainRegistryError(err error) error {
-	msg := err.Error()
-	var unauthorized docker.ErrUnauthorizedForCredentials
-	switch {
-	case errors.As(err, &unauthorized) || strings.Contains(msg, "authentication required") || strings.Contains(msg, "unauthorized"):
-		return fmt.Errorf("%w; log in with kite login REGISTRY, or give a credentials file with --authfile", err)
-	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
-		return fmt.Errorf("%w; if the registry is meant to be plain HTTP, mark it insecure in registries.conf or use --insecure-options=http", err)
-	case strings.Contains(msg, "x509:") || strings.Contains(msg, "certificate"):
-		return fmt.Errorf("%w; add the registry's CA under /etc/containers/certs.d/HOST:PORT/, or use --insecure-options=tls", err)
-	}
-	return err
-}
-
 // openedReference is a source reference whose image source is already open and verified; the
 // copy reads it through checkedSource and leaves closing it to Fetch.
 type openedReference struct {
@@ -389,133 +274,4 @@ type openedReference struct {
 
 func (r openedReference) NewImageSource(context.Context, *types.SystemContext) (types.ImageSource, error) {
 	return checkedSource{ImageSource: r.src, seen: r.seen}, nil
-}
-
-// chosenImage is the image of src that a copy stores: the instance for this platform if the
-// manifest is a list.
-func chosenImage(ctx context.Context, sys *types.SystemContext, src types.ImageSource) (types.Image, error) {
-	blob, mimeType, err := src.GetManifest(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	var instance *digest.Digest
-	if manifest.MIMETypeIsMultiImage(mimeType) {
-		list, err := manifest.ListFromBlob(blob, mimeType)
-		if err != nil {
-			return nil, err
-		}
-		d, err := list.ChooseInstance(sys)
-		if err != nil {
-			return nil, err
-		}
-		instance = &d
-	}
-	return image.FromUnparsedImage(ctx, sys, image.UnparsedInstance(src, instance))
-}
-
-// configID is the ID the storage destination gives an image: its config's digest.
-func configID(ctx context.Context, sys *types.SystemContext, src types.ImageSource) (string, error) {
-	img, err := chosenImage(ctx, sys, src)
-	if err != nil {
-		return "", err
-	}
-	return img.ConfigInfo().Digest.Encoded(), nil
-}
-
-// checkPlatform refuses an image built for another system: the image library only logs that.
-func checkPlatform(ctx context.Context, sys *types.SystemContext, src types.ImageSource) error {
-	img, err := chosenImage(ctx, sys, src)
-	if err != nil {
-		return err
-	}
-	config, err := img.OCIConfig(ctx)
-	if err != nil {
-		return fmt.Errorf("read the image configuration: %w", err)
-	}
-	if config.OS != "linux" || config.Architecture != runtime.GOARCH {
-		return fmt.Errorf("the image is built for %s/%s; kite runs linux/%s images", config.OS, config.Architecture, runtime.GOARCH)
-	}
-	return nil
-}
-
-// checkLayoutDigest compares the manifest an OCI layout gave with the digest its index.json
-// names: the image library's layout reader does not.
-func checkLayoutDigest(imageRef string, got digest.Digest) error {
-	want, ok := imageindex.ManifestDigestOfLayout(imageRef)
-	if ok && want != got.String() {
-		return fmt.Errorf("the manifest does not match its digest: index.json names %s, the manifest's content is %s", want, got)
-	}
-	return nil
-}
-
-// record describes the stored image ref resolves to.
-func (s *Store) record(ctx context.Context, sys *types.SystemContext, ref types.ImageReference, name string, manifestDigest digest.Digest) (*imageindex.Record, error) {
-	ref, img, err := istorage.ResolveReference(ref)
-	if err != nil {
-		return nil, fmt.Errorf("find the stored image: %w", err)
-	}
-	stored, err := ref.NewImage(ctx, sys)
-	if err != nil {
-		return nil, fmt.Errorf("read the stored image %s: %w", img.ID, err)
-	}
-	defer stored.Close()
-	config, err := stored.OCIConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read the config of image %s: %w", img.ID, err)
-	}
-	driver, err := s.GraphDriver()
-	if err != nil {
-		return nil, err
-	}
-	rec := &imageindex.Record{
-		ID:             img.ID,
-		Name:           name,
-		ManifestDigest: manifestDigest.String(),
-		Config:         runConfig(config.Config),
-		Driver:         driver.String(),
-		UIDMap:         s.UIDs,
-		GIDMap:         s.GIDs,
-	}
-	switch rec.Driver {
-	case "overlay":
-		rec.OverlayHome = filepath.Join(s.GraphRoot(), "overlay")
-		for id := img.TopLayer; id != ""; {
-			layer, err := s.Layer(id)
-			if err != nil {
-				return nil, fmt.Errorf("find layer %s: %w", id, err)
-			}
-			meta, err := driver.Metadata(id)
-			if err != nil || meta["UpperDir"] == "" {
-				return nil, fmt.Errorf("find the directory of layer %s: %w", id, err)
-			}
-			// <home>/<id>/link holds the short name of <home>/l/<name> → ../<id>/diff, which keeps
-			// the options of a mount of many layers within a page.
-			link, err := os.ReadFile(filepath.Join(rec.OverlayHome, id, "link"))
-			if err != nil {
-				return nil, fmt.Errorf("read the short name of layer %s: %w", id, err)
-			}
-			rec.Layers = append(rec.Layers, imageindex.Layer{ID: id, Dir: meta["UpperDir"], Link: "l/" + strings.TrimSpace(string(link))})
-			id = layer.Parent
-		}
-	case "vfs":
-		// Each vfs layer is a whole root filesystem: the top one is the image.
-		if img.TopLayer != "" {
-			dir, err := driver.Get(img.TopLayer, graphdriver.MountOpts{})
-			if err != nil {
-				return nil, fmt.Errorf("find the directory of layer %s: %w", img.TopLayer, err)
-			}
-			rec.Layers = []imageindex.Layer{{ID: img.TopLayer, Dir: dir}}
-		}
-	default:
-		return nil, fmt.Errorf("the store uses the %s driver, which kite does not support", rec.Driver)
-	}
-	return rec, nil
-}
-
-// runConfig copies what kite uses to run an image from its OCI configuration.
-func runConfig(c imgspecv1.ImageConfig) imageindex.ImageConfig {
-	return imageindex.ImageConfig{
-		User: c.User, ExposedPorts: c.ExposedPorts, Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd,
-		Volumes: c.Volumes, WorkingDir: c.WorkingDir, Labels: c.Labels, StopSignal: c.StopSignal,
-	}
 }
