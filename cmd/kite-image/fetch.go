@@ -51,31 +51,51 @@ func (a *fetchAction) parse(args []string) error {
 
 func (a *fetchAction) needsStore() bool { return true }
 
-// runOutside prints the records of the images to fetch and reports true when the pull policy lets
-// every one of them be used as stored: they need neither the store nor its user namespace.
-func (a *fetchAction) runOutside(_ context.Context, g *globals) (bool, error) {
-	if a.pullPolicy == imagestore.PullUpdate {
-		return false, nil
+// runOutside prints the records of the images to fetch and reports true when every one of them
+// is stored: the pull policy lets kite use it as stored, or the registry still serves the
+// manifest that was stored. The store and its user namespace are then not needed.
+func (a *fetchAction) runOutside(ctx context.Context, g *globals) (bool, error) {
+	opts, err := a.options(g)
+	if err != nil {
+		return false, err
 	}
+	opts.RecordsOnly = true
+	opts.Progress = nil
 	var recs []*imageindex.Record
 	for _, ref := range a.refs {
-		rec, err := imagestore.FindStored(g.dir, &types.SystemContext{}, ref, a.pullPolicy)
+		var rec *imageindex.Record
+		if a.pullPolicy == imagestore.PullUpdate {
+			rec, err = imagestore.Fetch(ctx, g.dir, ref, opts)
+		} else {
+			rec, err = imagestore.FindStored(g.dir, &types.SystemContext{}, ref, a.pullPolicy)
+		}
 		if err != nil || rec == nil {
 			return false, err
 		}
 		recs = append(recs, rec)
 	}
+	a.warnUnverified(opts)
 	return true, printRecords(recs...)
 }
 
-func (a *fetchAction) run(ctx context.Context, g *globals) error {
+// warnUnverified says on stderr which images are used without verification.
+func (a *fetchAction) warnUnverified(opts imagestore.FetchOptions) {
+	if opts.Policy.Insecure {
+		for _, ref := range a.refs {
+			fmt.Fprintf(os.Stderr, "kite: warning: %s is not verified (--insecure-options=image)\n", ref)
+		}
+	}
+}
+
+// options are the fetch options of the command line and the user's configuration.
+func (a *fetchAction) options(g *globals) (imagestore.FetchOptions, error) {
 	config, err := datadir.ConfigDir()
 	if err != nil && !g.insecure.Image {
-		return err
+		return imagestore.FetchOptions{}, err
 	}
 	policy, err := imagestore.LoadPolicy(g.insecure, datadir.PolicyFile(config))
 	if err != nil {
-		return err
+		return imagestore.FetchOptions{}, err
 	}
 	opts := imagestore.FetchOptions{
 		Policy:             policy,
@@ -91,10 +111,16 @@ func (a *fetchAction) run(ctx context.Context, g *globals) error {
 	if !a.quiet && isTerminal(os.Stderr) {
 		opts.Progress = os.Stderr
 	}
+	return opts, nil
+}
+
+func (a *fetchAction) run(ctx context.Context, g *globals) error {
+	opts, err := a.options(g)
+	if err != nil {
+		return err
+	}
+	a.warnUnverified(opts)
 	for _, ref := range a.refs {
-		if policy.Insecure {
-			fmt.Fprintf(os.Stderr, "kite: warning: %s is not verified (--insecure-options=image)\n", ref)
-		}
 		rec, err := imagestore.Fetch(ctx, g.dir, ref, opts)
 		if err != nil {
 			return err

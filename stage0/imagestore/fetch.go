@@ -37,6 +37,10 @@ type FetchOptions struct {
 	PullPolicy PullPolicy
 	// Driver is the graph driver for a new store; "" lets kite choose.
 	Driver string
+	// RecordsOnly stops a fetch from a registry before it opens the store: once the source's
+	// manifest is read and verified, Fetch returns the record of that manifest if there is one
+	// for the same name, else nil. The store and its user namespace are then not needed.
+	RecordsOnly bool
 }
 
 // PullPolicy says when a fetch contacts the source of an image that is already stored (rkt's
@@ -102,6 +106,10 @@ func Fetch(ctx context.Context, dir datadir.Dir, imageRef string, opts FetchOpti
 	if err != nil {
 		return nil, err
 	}
+	if opts.RecordsOnly && (len(sources) != 1 || sources[0].Ref.Transport().Name() != "docker") {
+		// Only a registry is cheap to read twice; an archive would be unpacked twice.
+		return nil, nil
+	}
 	if len(sources) == 1 {
 		rec, err := fetchFrom(ctx, dir, sys, imageRef, sources[0], opts)
 		if err != nil && !errors.Is(err, errRejected) {
@@ -156,6 +164,13 @@ func fetchFrom(ctx context.Context, dir datadir.Dir, sys *types.SystemContext, i
 			return nil, opts.Policy.rejection(imageRef, from.Ref, err)
 		}
 		return nil, fmt.Errorf("verify signatures: %w", err)
+	}
+	if opts.RecordsOnly {
+		rec, err := imageindex.Lookup(dir.Images(), manifestDigest.String())
+		if err != nil || rec.Name != from.Name {
+			return nil, nil
+		}
+		return rec, saveRecord(dir, rec, imageRef, true)
 	}
 
 	st, err := Open(dir, opts.Driver)
