@@ -306,3 +306,40 @@ func TestRegistryMirrorAndDockerConfig(t *testing.T) {
 		t.Errorf("run the mirrored image: %s", r)
 	}
 }
+
+// TestGPGSignatures trusts an OpenPGP key for a prefix and fetches images whose "simple signing"
+// signatures lie in a lookaside directory that a registries.d file in kite's configuration names.
+func TestGPGSignatures(t *testing.T) {
+	e := startRegistry(t, registry.Options{})
+	key, err := registry.NewGPGKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := key.PublicKeyArmored()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(newScratchDir(t, "gpg-"), "key.asc")
+	writeFile(t, keyFile, string(pub))
+	lookaside := newScratchDir(t, "lookaside-")
+	signed := e.push(t, "busybox", "team/gpg:1")
+	if err := key.SignToLookaside(lookaside, "team/gpg", signed, e.reg.Addr()+"/team/gpg:1"); err != nil {
+		t.Fatal(err)
+	}
+	e.push(t, "busybox", "team/gpg-unsigned:1")
+	writeFile(t, filepath.Join(e.config, "kite", "registries.d", "lookaside.yaml"),
+		fmt.Sprintf("docker:\n  %s:\n    lookaside: file://%s\n", e.reg.Addr(), lookaside))
+
+	dir := newDataDir(t)
+	wantCode(t, e.kite(t, dir, "trust", "--prefix", e.reg.Addr()+"/team", keyFile), 0, "trust an OpenPGP key")
+	r := e.kite(t, dir, "trust", "list", "--format", "json")
+	if !strings.Contains(r.Stdout, `"type":"signedBy"`) {
+		t.Errorf("trust list: %s", r)
+	}
+	wantID(t, e.kite(t, dir, "fetch", e.ref("team/gpg:1")), "fetch an image with an OpenPGP signature")
+	r = e.kite(t, dir, "fetch", e.ref("team/gpg-unsigned:1"))
+	wantCode(t, r, 125, "fetch an unsigned image under an OpenPGP key")
+	if !strings.Contains(r.Stderr, "is refused") {
+		t.Errorf("stderr: %q", r.Stderr)
+	}
+}
