@@ -4,6 +4,7 @@ package datadir
 
 import (
 	"fmt"
+	"hash/fnv"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -65,8 +66,13 @@ func New(root string) (Dir, error) {
 // Storage is the containers/storage graph root.
 func (d Dir) Storage() string { return filepath.Join(d.Root, "storage") }
 
-// StorageRun is the containers/storage run root: per-boot state and locks.
-func (d Dir) StorageRun() string { return filepath.Join(d.RuntimeDir(), "kite", "storage") }
+// StorageRun is the containers/storage run root: per-boot state and locks. Each data root has its
+// own: stores below different roots share XDG_RUNTIME_DIR but not their state.
+func (d Dir) StorageRun() string {
+	h := fnv.New64a()
+	h.Write([]byte(d.Root))
+	return filepath.Join(d.RuntimeDir(), "kite", fmt.Sprintf("storage-%016x", h.Sum64()))
+}
 
 // RuntimeDir is XDG_RUNTIME_DIR when there is one, else PrivateRuntimeDir.
 func (d Dir) RuntimeDir() string {

@@ -38,3 +38,16 @@ func TestHomeFromPasswd(t *testing.T) {
 		t.Errorf("Default without HOME = %q, want an absolute path from the password database", d)
 	}
 }
+
+// TestStorageRunPerRoot: stores below two data roots keep their per-boot state apart, even with
+// one XDG_RUNTIME_DIR.
+func TestStorageRunPerRoot(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	a, b := Dir{Root: "/data/a"}, Dir{Root: "/data/b"}
+	if a.StorageRun() == b.StorageRun() {
+		t.Errorf("two data roots share the run root %s", a.StorageRun())
+	}
+	if a.StorageRun() != (Dir{Root: "/data/a"}).StorageRun() {
+		t.Error("the run root of a data root changes between calls")
+	}
+}

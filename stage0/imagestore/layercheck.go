@@ -12,8 +12,11 @@ import (
 	"sync"
 
 	"github.com/kite-runtime/kite/stage0/rootview"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/pkg/compression"
+	compressiontypes "go.podman.io/image/v5/pkg/compression/types"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
@@ -140,12 +143,35 @@ func (c *checkedBlob) Close() error {
 
 // checkLayer reads a layer, compressed or not, and checks its entries.
 func checkLayer(r io.Reader) (*layerDirs, error) {
-	dec, _, err := compression.AutoDecompress(r)
+	dec, err := decompress(r)
 	if err != nil {
 		return nil, fmt.Errorf("decompress: %w", err)
 	}
 	defer dec.Close()
 	return checkEntries(tar.NewReader(dec))
+}
+
+// decompress decompresses a layer for the check. The store decompresses it again to apply it,
+// on the other core of a small machine: gzip and zstd are read on one goroutine, which costs
+// less CPU than the image library's parallel readers.
+func decompress(r io.Reader) (io.ReadCloser, error) {
+	algo, decompressor, r, err := compression.DetectCompressionFormat(r)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case decompressor == nil:
+		return io.NopCloser(r), nil
+	case algo.Name() == compressiontypes.GzipAlgorithmName:
+		return gzip.NewReader(r)
+	case algo.Name() == compressiontypes.ZstdAlgorithmName:
+		d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+		return d.IOReadCloser(), nil
+	}
+	return decompressor(r)
 }
 
 // checkEntries refuses a layer whose entries would land outside the root filesystem if applied
