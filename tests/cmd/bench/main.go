@@ -1,6 +1,7 @@
-// bench measures `kite run` side by side with bubblewrap and podman in one hyperfine run, and the
-// resident memory of kite's processes beside a running app, and writes BENCHMARKS.md. It runs as
-// an unprivileged user (tests/scripts/bench.sh arranges that when started as root).
+// bench measures `kite run` side by side with bubblewrap and podman in one hyperfine run, the
+// resident memory of kite's processes beside a running app, and `kite fetch` of a ~60 MB image
+// from a registry on loopback beside skopeo and podman, and writes BENCHMARKS.md. It runs as an
+// unprivileged user (tests/scripts/bench.sh arranges that when started as root).
 package main
 
 import (
@@ -14,15 +15,29 @@ import (
 )
 
 func main() {
-	bin := flag.String("bin", "bin", "directory of the built kite binaries")
-	images := flag.String("images", "tests/out", "directory of the test images (layout/, images.tar)")
-	out := flag.String("out", "BENCHMARKS.md", "report to write")
-	runs := flag.Int("runs", 30, "measured runs per command")
+	var o options
+	flag.StringVar(&o.bin, "bin", "bin", "directory of the built kite binaries")
+	flag.StringVar(&o.images, "images", "tests/out", "directory of the test images (layout/, images.tar)")
+	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "report to write")
+	flag.IntVar(&o.runs, "runs", 30, "measured runs per command of kite run")
+	flag.IntVar(&o.coldRuns, "fetch-cold-runs", 15, "measured runs per command of a fetch into an empty store")
+	flag.IntVar(&o.warmRuns, "fetch-warm-runs", 30, "measured runs per command of a fetch of a stored image")
+	flag.StringVar(&o.only, "only", "", "measure only run (kite run and memory) or fetch; the report then has only that section")
 	flag.Parse()
-	if err := run(*bin, *images, *out, *runs); err != nil {
+	if o.only != "" && o.only != "run" && o.only != "fetch" {
+		fmt.Fprintln(os.Stderr, "bench: -only takes run or fetch")
+		os.Exit(2)
+	}
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+type options struct {
+	bin, images, out         string
+	runs, coldRuns, warmRuns int
+	only                     string
 }
 
 type measured struct {
@@ -31,15 +46,31 @@ type measured struct {
 	Times   []float64 `json:"times"`
 }
 
-func run(bin, images, out string, runs int) error {
-	bin, _ = filepath.Abs(bin)
-	images, _ = filepath.Abs(images)
+func run(o options) error {
+	bin, _ := filepath.Abs(o.bin)
+	images, _ := filepath.Abs(o.images)
 	scratch, err := os.MkdirTemp("", "kite-bench")
 	if err != nil {
 		return err
 	}
 	defer removeAll(scratch)
 	kite := filepath.Join(bin, "kite")
+	rep := report{runs: o.runs}
+	if o.only != "fetch" {
+		if err := runBench(kite, images, scratch, &rep); err != nil {
+			return err
+		}
+	}
+	if o.only != "run" {
+		if rep.fetch, err = fetchBench(kite, scratch, o.coldRuns, o.warmRuns); err != nil {
+			return err
+		}
+	}
+	return writeReport(o.out, rep)
+}
+
+// runBench measures kite run beside bubblewrap and podman, and kite's resident memory.
+func runBench(kite, images, scratch string, rep *report) error {
 	data := filepath.Join(scratch, "kite")
 	image := "oci:" + filepath.Join(images, "layout") + ":busybox"
 	kiteRun := []string{kite, "--dir", data, "run", image, "--", "true"}
@@ -55,13 +86,12 @@ func run(bin, images, out string, runs int) error {
 		kiteRun,
 		{"bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", rootfs, "/", "/bin/true"},
 	}
-	notes := []string{}
 	if podman, err := podmanCommand(scratch, images); err != nil {
-		notes = append(notes, "podman not measured: "+err.Error())
+		rep.notes = append(rep.notes, "podman not measured: "+err.Error())
 	} else {
 		commands = append(commands, podman)
 	}
-	results, err := hyperfine(scratch, commands, runs)
+	results, err := hyperfine(scratch, bench{commands: commands, warmup: 3, runs: rep.runs})
 	if len(commands) > 2 {
 		// Rootless podman leaves a pause process behind to keep its user namespace; stop it.
 		exec.Command("podman", "system", "migrate").Run()
@@ -69,11 +99,12 @@ func run(bin, images, out string, runs int) error {
 	if err != nil {
 		return err
 	}
-	rss, err := medianRSS(kite, data, image, 5)
+	rep.run = results
+	rep.rss, err = medianRSS(kite, data, image, 5)
 	if err != nil {
-		notes = append(notes, "resident memory not measured: "+err.Error())
+		rep.notes = append(rep.notes, "resident memory not measured: "+err.Error())
 	}
-	return writeReport(out, results, rss, notes, runs)
+	return nil
 }
 
 // podmanCommand loads the image into a private podman store and returns the measured command.
