@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs the benchmarks (tests/cmd/bench) as an unprivileged user and writes BENCHMARKS.md. As root it
-# installs the peers from Debian and runs as the test user. Usage: bench.sh TEST_USER
+# installs the peers (bubblewrap, podman, skopeo) from Debian and runs as the test user.
+# Usage: bench.sh TEST_USER
 set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
@@ -8,7 +9,7 @@ go build -o bin/bench ./tests/cmd/bench
 if [ "$(id -u)" -ne 0 ]; then
 	exec bin/bench -bin bin -images tests/out -out BENCHMARKS.md
 fi
-sh tests/scripts/deps.sh hyperfine bubblewrap podman runc
+sh tests/scripts/deps.sh hyperfine bubblewrap podman runc skopeo
 . tests/scripts/testuser.sh
 ensure_test_user "$1"
 cd /tmp

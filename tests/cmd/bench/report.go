@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+)
+
+// report is everything the benchmark measured.
+type report struct {
+	// run is hyperfine's figures of kite run, bubblewrap and podman, kite first; runs their count.
+	run  []measured
+	runs int
+	// rss is the median resident memory of kite's processes by name.
+	rss   map[string]int
+	notes []string
+	fetch *fetchResults
+}
+
+func writeReport(out string, rep report) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# kite benchmarks\n\nWritten by `make bench` on %s. Rerun it to refresh this page.\n\n", time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&b, "Machine: %s, %d cores, kernel %s.\n\n", cpuModel(), runtime.NumCPU(), kernel())
+	fmt.Fprintf(&b, "Versions: %s.\n", strings.Join(versions(), "; "))
+	if rep.run != nil {
+		writeRunSection(&b, rep.run, rep.rss, rep.notes, rep.runs)
+	}
+	if rep.fetch != nil {
+		writeFetchSection(&b, rep.fetch)
+	}
+	fmt.Print(b.String())
+	return os.WriteFile(out, []byte(b.String()), 0o644)
+}
+
+func writeRunSection(b *strings.Builder, results []measured, rss map[string]int, notes []string, runs int) {
+	fmt.Fprintf(b, "\n## Start to exit of `true` in a pod, image stored\n\n")
+	fmt.Fprintf(b, "hyperfine, %d runs each after 3 warm-ups, no shell (`-N`), all commands in one hyperfine invocation (one command after the other).\n\n", runs)
+	fmt.Fprintf(b, "| command | median | min – max | kite ÷ this |\n|---|---|---|---|\n")
+	kiteMedian := results[0].Median
+	for _, r := range results {
+		lo, hi := minMax(r.Times)
+		fmt.Fprintf(b, "| `%s` | %.1f ms | %.1f – %.1f ms | %.2f |\n", r.Command, r.Median*1000, lo*1000, hi*1000, kiteMedian/r.Median)
+	}
+	if rss != nil {
+		fmt.Fprintf(b, "\n## Resident memory of kite beside a running app (`sleep`)\n\nVmRSS 0.7 s after the start, median of 5 pods.\n\n| process | VmRSS |\n|---|---|\n")
+		names := make([]string, 0, len(rss))
+		total := 0
+		for n, kb := range rss {
+			names = append(names, n)
+			total += kb
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(b, "| %s | %d KiB |\n", n, rss[n])
+		}
+		fmt.Fprintf(b, "| total | %d KiB (%.2f MiB) |\n", total, float64(total)/1024)
+	}
+	fmt.Fprintf(b, "\n## Against the targets\n\n| target | measured | met |\n|---|---|---|\n")
+	for _, r := range results[1:] {
+		switch {
+		case strings.HasPrefix(r.Command, "bwrap "):
+			ratio := kiteMedian / r.Median
+			fmt.Fprintf(b, "| `kite run` median ≤ 3× bubblewrap's | %.2f× | %s |\n", ratio, yesNo(ratio <= 3))
+		case strings.HasPrefix(r.Command, "podman "):
+			ratio := r.Median / kiteMedian
+			fmt.Fprintf(b, "| `kite run` ≥ 10× faster than podman | %.1f× | %s |\n", ratio, yesNo(ratio >= 10))
+		}
+	}
+	if rss != nil {
+		total := 0
+		for _, kb := range rss {
+			total += kb
+		}
+		fmt.Fprintf(b, "| monitor + init resident memory < 6 MiB | %.2f MiB | %s |\n", float64(total)/1024, yesNo(total < 6*1024))
+	}
+	for _, n := range notes {
+		fmt.Fprintf(b, "\nNote: %s\n", n)
+	}
+}
+
+func cpuModel() string {
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "model name"); ok {
+			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+		}
+	}
+	return runtime.GOARCH
+}
+
+func kernel() string {
+	data, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return strings.TrimSpace(string(data))
+}
+
+func versions() []string {
+	var v []string
+	for _, c := range [][]string{{"hyperfine", "--version"}, {"bwrap", "--version"}, {"podman", "--version"}, {"runc", "--version"}, {"skopeo", "--version"}} {
+		o, err := exec.Command(c[0], c[1:]...).Output()
+		if err == nil {
+			v = append(v, strings.TrimSpace(strings.Split(string(o), "\n")[0]))
+		}
+	}
+	return append(v, runtime.Version())
+}
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "no"
+}
