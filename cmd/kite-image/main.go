@@ -1,3 +1,9 @@
+// Sizing GOMAXPROCS from the cgroup at start, and again every second, is work that a helper
+// that runs for a moment never uses.
+
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
+
 // Command kite-image is stage0's image helper: everything that needs the image libraries
 // (go.podman.io/image and go.podman.io/storage), kept out of kite so that `kite run` of a stored
 // image does not pay for their initialisation. kite runs it as a child to fetch images, change the
