@@ -14,6 +14,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/kite-runtime/kite/pkg/exitcode"
 	"github.com/kite-runtime/kite/stage0/imagestore"
+	"go.podman.io/storage"
 )
 
 // imageAction manages the stored images:
@@ -109,18 +110,20 @@ func (a *imageAction) runOn(ctx context.Context, g *globals, st *imagestore.Stor
 		return out.Encode(info)
 	case "rm":
 		// Resolve every name first, so that a typo removes nothing.
-		var ids []string
+		var images []*storage.Image
 		for _, what := range a.args {
 			img, err := st.Find(what)
 			if err != nil {
 				return err
 			}
+			images = append(images, img)
+		}
+		for _, img := range images {
 			if err := st.Remove(g.dir, img); err != nil {
 				return err
 			}
-			ids = append(ids, img.ID)
+			fmt.Println(img.ID)
 		}
-		fmt.Println(strings.Join(ids, "\n"))
 		return nil
 	case "gc":
 		removed, err := st.GC(g.dir, a.grace)

@@ -37,7 +37,7 @@ docker's config.json; mirrors and insecure registries from registries.conf.
 Examples:
    kite fetch docker://registry.example:5000/team/app:1.2
    kite fetch oci-archive:./app.tar docker-archive:./app-docker.tar oci:./layout:tag`,
-		Flags: append(fetchFlags(string(pullUpdate)),
+		Flags: append(fetchFlags(pullUpdate),
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bars"},
 		),
 		OnUsageError: usageError,
@@ -54,6 +54,7 @@ Examples:
 				return err
 			}
 			for _, rec := range recs {
+				req.markUsed(rec)
 				fmt.Println(rec.ID)
 			}
 			return nil
@@ -104,11 +105,16 @@ func (r *fetchRequest) storedImage(ref string) (*imageindex.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	// For kite image gc; an image whose use cannot be recorded still runs.
+	r.markUsed(rec)
+	return rec, nil
+}
+
+// markUsed records a use of the image for kite image gc; an image whose use cannot be recorded is
+// still used.
+func (r *fetchRequest) markUsed(rec *imageindex.Record) {
 	if err := imageindex.MarkUsed(r.dir.Images(), rec.ManifestDigest); err != nil {
 		slog.Debug("record the use of the image", "error", err)
 	}
-	return rec, nil
 }
 
 func (r *fetchRequest) findOrFetch(ref string) (*imageindex.Record, error) {

@@ -105,33 +105,47 @@ type checkedBlob struct {
 	rc      io.ReadCloser
 	info    types.BlobInfo
 	read    int64
-	entries *io.PipeWriter // nil for a blob that is not a layer
+	entries *io.PipeWriter // nil for a blob that is not a layer, and once the check has ended
 	checked chan error
+	err     error // what ended the blob early, returned by every later Read
 }
 
 func (c *checkedBlob) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
 	n, err := c.rc.Read(p)
 	c.read += int64(n)
 	if n > 0 && c.entries != nil {
 		if _, werr := c.entries.Write(p[:n]); werr != nil {
 			// checkLayer stopped early: it found something wrong.
-			return 0, <-c.checked
+			return 0, c.fail(<-c.checked)
 		}
 	}
 	if !errors.Is(err, io.EOF) {
 		return n, err
 	}
 	if c.info.Size >= 0 && c.read != c.info.Size {
-		return n, fmt.Errorf("blob %s: the manifest gives its size as %d bytes, it has %d", c.info.Digest, c.info.Size, c.read)
+		return n, c.fail(fmt.Errorf("blob %s: the manifest gives its size as %d bytes, it has %d", c.info.Digest, c.info.Size, c.read))
 	}
 	if c.entries != nil {
 		c.entries.Close()
-		if cerr := <-c.checked; cerr != nil {
-			return n, cerr
-		}
 		c.entries = nil
+		if cerr := <-c.checked; cerr != nil {
+			return n, c.fail(cerr)
+		}
 	}
 	return n, err
+}
+
+// fail ends the blob with err, and the layer check if it still runs.
+func (c *checkedBlob) fail(err error) error {
+	c.err = err
+	if c.entries != nil {
+		c.entries.CloseWithError(err)
+		c.entries = nil
+	}
+	return err
 }
 
 func (c *checkedBlob) Close() error {

@@ -3,12 +3,16 @@ package imagestore
 import (
 	"archive/tar"
 	"bytes"
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/kite-runtime/kite/stage0/rootview"
+	digest "github.com/opencontainers/go-digest"
+	"go.podman.io/image/v5/types"
 )
 
 type entry struct {
@@ -87,5 +91,57 @@ func TestCheckAgainstLowerLayers(t *testing.T) {
 	}
 	if err := check(entry{"link/", tar.TypeDir, ""}, entry{"link/file", tar.TypeReg, ""}); err != nil {
 		t.Errorf("a directory replacing the lower symlink: %v", err)
+	}
+}
+
+// blobSource serves one blob, whatever is asked.
+type blobSource struct {
+	types.ImageSource
+	blob []byte
+}
+
+func (s blobSource) GetBlob(context.Context, types.BlobInfo, types.BlobInfoCache) (io.ReadCloser, int64, error) {
+	return io.NopCloser(bytes.NewReader(s.blob)), int64(len(s.blob)), nil
+}
+
+// TestCheckedSource reads blobs through checkedSource: a good layer streams whole, a bad one
+// and a wrong size end the stream with an error that every later read repeats.
+func TestCheckedSource(t *testing.T) {
+	layer := func(entries ...entry) []byte {
+		var buf bytes.Buffer
+		w := tar.NewWriter(&buf)
+		for _, e := range entries {
+			w.WriteHeader(&tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.linkname, Mode: 0o644})
+		}
+		w.Close()
+		return buf.Bytes()
+	}
+	good := layer(entry{"etc/", tar.TypeDir, ""}, entry{"etc/hostname", tar.TypeReg, ""})
+	bad := layer(entry{"link", tar.TypeSymlink, "/"}, entry{"link/etc/shadow", tar.TypeReg, ""})
+	read := func(blob []byte, size int64) ([]byte, error) {
+		src := checkedSource{ImageSource: blobSource{blob: blob}, seen: &seenLayers{byDigest: map[digest.Digest]*layerDirs{}}}
+		info := types.BlobInfo{Digest: digest.FromBytes(blob), Size: size, MediaType: "application/vnd.oci.image.layer.v1.tar"}
+		rc, _, err := src.GetBlob(context.Background(), info, nil)
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		data, err := io.ReadAll(rc)
+		if err != nil {
+			// A reader that ended with an error says so again.
+			if _, again := rc.Read(make([]byte, 1)); again == nil || again.Error() != err.Error() {
+				t.Errorf("a read after the error returned %v, want %v", again, err)
+			}
+		}
+		return data, err
+	}
+	if data, err := read(good, int64(len(good))); err != nil || !bytes.Equal(data, good) {
+		t.Errorf("good layer: %d bytes, %v", len(data), err)
+	}
+	if _, err := read(bad, int64(len(bad))); err == nil || !strings.Contains(err.Error(), `below "link"`) {
+		t.Errorf("bad layer: %v", err)
+	}
+	if _, err := read(good, int64(len(good))+1); err == nil || !strings.Contains(err.Error(), "size") {
+		t.Errorf("wrong size: %v", err)
 	}
 }
