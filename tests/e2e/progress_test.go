@@ -48,27 +48,33 @@ func TestFetchProgress(t *testing.T) {
 	e.push(t, "busybox", "team/app:1")
 	e.reg.FaultBlob(layoutLayers(t, "busybox")[0], registry.BlobFault{ChunkSize: 256 << 10, ChunkDelay: 50 * time.Millisecond})
 
-	ptmx, tty := openPTY(t)
-	var screen bytes.Buffer
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		io.Copy(&screen, ptmx) // ends with EIO when the test closes the terminal
-	}()
-	o := *e.opts
-	o.stderr = tty
-	r := kiteWith(t, newDataDir(t), &o, "--insecure-options=image", "fetch", e.ref("team/app:1"))
-	wantID(t, r, "fetch on a terminal")
-	time.Sleep(100 * time.Millisecond)
-	tty.Close()
-	ptmx.Close()
-	wg.Wait()
-	if !strings.Contains(screen.String(), "Copying blob") {
-		t.Errorf("no progress bars on the terminal: %q", screen.String())
+	// onTerminal runs kite fetch with stderr on a terminal and returns what the terminal showed.
+	onTerminal := func(args ...string) string {
+		t.Helper()
+		ptmx, tty := openPTY(t)
+		var screen bytes.Buffer
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			io.Copy(&screen, ptmx) // ends with EIO when the test closes the terminal
+		}()
+		o := *e.opts
+		o.stderr = tty
+		r := kiteWith(t, newDataDir(t), &o, append([]string{"--insecure-options=image", "fetch"}, args...)...)
+		wantID(t, r, "fetch on a terminal")
+		tty.Close()
+		wg.Wait()
+		return screen.String()
+	}
+	if screen := onTerminal(e.ref("team/app:1")); !strings.Contains(screen, "Copying blob") {
+		t.Errorf("no progress bars on the terminal: %q", screen)
+	}
+	if screen := onTerminal("--quiet", e.ref("team/app:1")); strings.Contains(screen, "Copying") {
+		t.Errorf("progress on the terminal with --quiet: %q", screen)
 	}
 
-	r = e.kite(t, newDataDir(t), "--insecure-options=image", "fetch", e.ref("team/app:1"))
+	r := e.kite(t, newDataDir(t), "--insecure-options=image", "fetch", e.ref("team/app:1"))
 	wantID(t, r, "fetch with stderr on a pipe")
 	if strings.Contains(r.Stderr, "Copying") || strings.Contains(r.Stderr, "signatures") {
 		t.Errorf("progress on a pipe: %q", r.Stderr)
