@@ -17,7 +17,6 @@ import (
 	"go.podman.io/image/v5/pkg/shortnames"
 	"go.podman.io/image/v5/signature"
 	istorage "go.podman.io/image/v5/storage"
-	"go.podman.io/image/v5/transports/alltransports"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
 )
@@ -375,16 +374,13 @@ func (s *Store) Inspect(ctx context.Context, img *storage.Image) (*Inspection, e
 // Export copies img to the image reference dest (any transport of the image library but the
 // store's own), e.g. oci-archive:out.tar or docker://registry.example/app:1.
 func (s *Store) Export(ctx context.Context, img *storage.Image, dest string, opts FetchOptions, dir datadir.Dir) error {
-	destRef, err := alltransports.ParseImageName(dest)
+	destRef, err := parseTransportReference(dest)
 	if err != nil {
-		return fmt.Errorf("parse destination %q: %w; use e.g. oci-archive:PATH, docker-archive:PATH, oci:PATH[:REF] or docker://HOST/REPO:TAG", dest, err)
-	}
-	if destRef.Transport().Name() == istorage.Transport.Name() {
-		return fmt.Errorf("destination %q is a containers-storage store; export to a file or a registry", dest)
+		return fmt.Errorf("parse destination %q: %w; use oci-archive:PATH, docker-archive:PATH, oci:PATH[:REF] or docker://HOST/REPO:TAG", dest, err)
 	}
 	// A docker archive without a name would load as an unnamed image elsewhere.
 	if destRef.Transport().Name() == "docker-archive" && destRef.DockerReference() == nil && len(img.Names) > 0 {
-		if named, err := alltransports.ParseImageName(dest + ":" + img.Names[0]); err == nil {
+		if named, err := parseTransportReference(dest + ":" + img.Names[0]); err == nil {
 			destRef = named
 		}
 	}

@@ -3,21 +3,43 @@ package imagestore
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/docker/archive"
 	"go.podman.io/image/v5/docker/reference"
+	ociarchive "go.podman.io/image/v5/oci/archive"
+	"go.podman.io/image/v5/oci/layout"
 	"go.podman.io/image/v5/pkg/shortnames"
 	"go.podman.io/image/v5/transports"
-	"go.podman.io/image/v5/transports/alltransports"
 	"go.podman.io/image/v5/types"
 )
 
-// supportedTransports are the transports kite fetches from. Refusing the image library's others
-// keeps a user from storing an image from a transport kite has not been tested with
-// (containers-storage:, docker-daemon:, dir:...).
-var supportedTransports = map[string]bool{"docker": true, "docker-archive": true, "oci": true, "oci-archive": true}
+// supportedTransports are the transports kite fetches from and exports to. kite-image links only
+// these (not the image library's alltransports): every package linked costs its initialisation
+// at each start.
+var supportedTransports = map[string]types.ImageTransport{
+	"docker":         docker.Transport,
+	"docker-archive": archive.Transport,
+	"oci":            layout.Transport,
+	"oci-archive":    ociarchive.Transport,
+}
+
+// otherTransports are the image library's transports kite does not use, named so that a
+// reference to one is refused as such: storing an image from a transport kite has not been tested
+// with is not offered.
+var otherTransports = []string{"containers-storage", "dir", "docker-daemon", "openshift", "ostree", "sif", "tarball"}
+
+// parseTransportReference parses TRANSPORT:REST for a supported transport.
+func parseTransportReference(s string) (types.ImageReference, error) {
+	name, rest, _ := strings.Cut(s, ":")
+	t, ok := supportedTransports[name]
+	if !ok {
+		return nil, fmt.Errorf("transport %q is not supported; use %s", name, referenceForms)
+	}
+	return t.ParseReference(rest)
+}
 
 const referenceForms = "docker://HOST/REPO[:TAG|@DIGEST], NAME[:TAG] (resolved as registries.conf says), " +
 	"docker-archive:PATH[:NAME], oci:PATH[:REF] or oci-archive:PATH[:REF]"
@@ -34,14 +56,14 @@ type Source struct {
 // can resolve it.
 func ParseReference(imageRef string) (types.ImageReference, error) {
 	transport, rest, ok := strings.Cut(imageRef, ":")
-	if ok && transports.Get(transport) != nil {
-		if !supportedTransports[transport] {
+	if _, supported := supportedTransports[transport]; ok && (supported || slices.Contains(otherTransports, transport)) {
+		if !supported {
 			return nil, fmt.Errorf("parse image reference %q: transport %q is not supported; use %s", imageRef, transport, referenceForms)
 		}
 		if rest == "" || strings.HasPrefix(rest, ":") || transport == "docker" && !strings.HasPrefix(rest, "//") {
 			return nil, fmt.Errorf("parse image reference %q: expected %s", imageRef, referenceForms)
 		}
-		ref, err := alltransports.ParseImageName(imageRef)
+		ref, err := parseTransportReference(imageRef)
 		if err != nil {
 			return nil, fmt.Errorf("parse image reference %q: %w", imageRef, err)
 		}
