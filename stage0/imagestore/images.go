@@ -155,6 +155,21 @@ func (s *Store) Remove(dir datadir.Dir, img *storage.Image) error {
 }
 
 func (s *Store) remove(dir datadir.Dir, id string) error {
+	// A vfs store's pods run on copies of the image, which are storage containers: the image
+	// cannot go while they exist. Found before anything is removed.
+	containers, err := s.Containers()
+	if err != nil {
+		return err
+	}
+	var pods []string
+	for _, c := range containers {
+		if c.ImageID == id {
+			pods = append(pods, strings.TrimPrefix(strings.Join(c.Names, ","), "kite-pod-"))
+		}
+	}
+	if len(pods) > 0 {
+		return fmt.Errorf("image %s is copied into the root filesystem of pod %s; remove the pod first", shortID(id), strings.Join(pods, ", "))
+	}
 	// Records first: a record must never point at a removed image, while an image left without
 	// records is merely fetched again.
 	if err := s.removeRecords(dir, id); err != nil {

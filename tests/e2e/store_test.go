@@ -195,6 +195,14 @@ func TestStorageDriverVFS(t *testing.T) {
 	if r.Code != 0 || r.Stdout != "from vfs\n" {
 		t.Errorf("run from the vfs store: %s", r)
 	}
+	// The pod ran on its own copy of the image, which the image cannot outlive; nothing is
+	// removed, the record included.
+	r = kite(t, dir, "image", "rm", "localhost/layout:busybox")
+	wantCode(t, r, 125, "remove an image a vfs pod copied")
+	if !strings.Contains(r.Stderr, "root filesystem of pod") {
+		t.Errorf("stderr does not name the pod: %q", r.Stderr)
+	}
+	wantCode(t, kite(t, dir, "run", "--pull-policy=never", layoutRef("busybox"), "--", "true"), 0, "run after the refused rm")
 	r = kite(t, dir, "--storage-driver", "overlay", "fetch", layoutRef("user"))
 	wantCode(t, r, 125, "fetch with another driver")
 	if !strings.Contains(r.Stderr, "never changes driver") {
