@@ -343,3 +343,16 @@ func TestGPGSignatures(t *testing.T) {
 		t.Errorf("stderr: %q", r.Stderr)
 	}
 }
+
+// TestExportToRegistry exports a stored image to a registry and fetches it from there into
+// another store: the same image.
+func TestExportToRegistry(t *testing.T) {
+	e := startRegistry(t, registry.Options{})
+	dir := newDataDir(t)
+	id := wantID(t, e.kite(t, dir, "fetch", layoutRef("multilayer")), "fetch the layout image")
+	wantCode(t, e.kite(t, dir, "--insecure-options=http", "image", "export", id[:12], e.ref("team/exported:1")), 0, "export to the registry")
+	got := wantID(t, e.kite(t, newDataDir(t), "--insecure-options=image", "fetch", e.ref("team/exported:1")), "fetch the exported image")
+	if got != id {
+		t.Errorf("the exported image came back as %s, want %s", got, id)
+	}
+}
