@@ -39,6 +39,20 @@ Examples:
 		Flags: append(fetchFlags(pullNew),
 			&cli.StringFlag{Name: "exec", Usage: "run `PATH` instead of the image's Entrypoint"},
 			&cli.StringFlag{Name: "hostname", Usage: "the pod's hostname (default: kite-<first 8 digits of the pod UUID>)"},
+			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "run the app as `USER`: a number or a name in the image's /etc/passwd (default: the image's)"},
+			&cli.StringFlag{Name: "group", Usage: "run the app with primary `GROUP`: a number or a name in the image's /etc/group (default: the user's)"},
+			&cli.StringFlag{Name: "supplementary-gids", Usage: "comma-separated group `IDS` to add to the user's groups"},
+			// -e and -v are flags of their own, not aliases: urfave/cli refuses a command line that
+			// uses both forms of one flag, and users mix them.
+			&cli.StringSliceFlag{Name: "set-env", Usage: "set `KEY=VALUE` in the app's environment (repeatable; overrides the image and --set-env-file)"},
+			&cli.StringSliceFlag{Name: "e", Usage: "same as --set-env"},
+			&cli.StringSliceFlag{Name: "set-env-file", Usage: "read KEY=VALUE lines from `FILE` (# comments and blank lines skipped; overrides the image)"},
+			&cli.BoolFlag{Name: "inherit-env", Usage: "start from kite's own environment (the image and the flags above override it); without it, nothing of it reaches the app"},
+			&cli.StringFlag{Name: "working-dir", Aliases: []string{"w"}, Usage: "run the app in `DIR` (created when missing; default: the image's)"},
+			&cli.StringSliceFlag{Name: "v", Usage: "same as --volume"},
+			&cli.StringSliceFlag{Name: "volume", Usage: "define a volume: `NAME,kind=host,source=PATH[,readOnly=true][,recursive=false]` or NAME,kind=empty[,mode=0755][,uid=N][,gid=N], mounted with --mount; or SOURCE:TARGET[:ro], mounted at once (repeatable)"},
+			&cli.StringSliceFlag{Name: "mount", Usage: "mount a volume: `volume=NAME,target=PATH` (repeatable)"},
+			&cli.BoolFlag{Name: "readonly-rootfs", Aliases: []string{"read-only"}, Usage: "make the root filesystem read-only (/tmp and /run stay writable tmpfs)"},
 		),
 		OnUsageError: usageError,
 		Action:       runAction,
@@ -89,11 +103,15 @@ func runAction(c *cli.Context) error {
 	if hostname == "" {
 		hostname = "kite-" + pod.ShortID(id)
 	}
-	opts := spec.Options{Exec: c.String("exec"), Hostname: hostname}
+	opts, err := appOptions(c)
+	if err != nil {
+		return err
+	}
+	opts.Hostname = hostname
 	if c.Args().Len() > 1 {
 		opts.Args = appArgs
 	}
-	s, err := spec.Generate(rec, opts)
+	s, emptyVolumes, err := spec.Generate(rec, opts)
 	if err != nil {
 		return err
 	}
@@ -103,7 +121,7 @@ func runAction(c *cli.Context) error {
 			return err
 		}
 	}
-	p, err := pod.Create(d, id, image, rec, copyDir, s)
+	p, err := pod.Create(d, id, image, rec, copyDir, s, emptyVolumes)
 	if err != nil {
 		if copyDir != "" {
 			fetch.helper.removePodCopy(id)

@@ -62,6 +62,18 @@ type Rootfs struct {
 	// Bind is a complete, private root filesystem directory to bind-mount: the pod's copy of the
 	// image in a store that cannot use overlayfs (the vfs driver).
 	Bind string `json:"bind,omitempty"`
+	// EmptyVolumes are made before the mounts that use them.
+	EmptyVolumes []EmptyVolume `json:"emptyVolumes,omitempty"`
+}
+
+// EmptyVolume is a volume of kind empty: a directory in the pod directory, made by stage1 with the
+// owner and mode the user gave (ids inside the pod). config.json's bind mounts name it by its path
+// relative to the pod directory.
+type EmptyVolume struct {
+	Dir  string `json:"dir"`
+	Mode uint32 `json:"mode"`
+	UID  uint32 `json:"uid"`
+	GID  uint32 `json:"gid"`
 }
 
 // Overlay describes an overlayfs root: the stored layers, read-only, under a per-pod upper dir.

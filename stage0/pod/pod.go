@@ -51,9 +51,9 @@ func New() (string, error) {
 func ShortID(id string) string { return id[:8] }
 
 // Create writes the pod directory for one app and moves it into the run state. copyDir is the
-// pod's own copy of the image for a store without overlayfs (rec.Driver "vfs"), else empty. On
-// failure nothing is left behind.
-func Create(d datadir.Dir, id, imageRef string, rec *imageindex.Record, copyDir string, s *specs.Spec) (_ *Pod, err error) {
+// pod's own copy of the image for a store without overlayfs (rec.Driver "vfs"), else empty;
+// empty lists the empty volumes stage1 makes. On failure nothing is left behind.
+func Create(d datadir.Dir, id, imageRef string, rec *imageindex.Record, copyDir string, s *specs.Spec, empty []poddir.EmptyVolume) (_ *Pod, err error) {
 	embryos := d.PodsIn(StateEmbryo)
 	if err := os.MkdirAll(embryos, 0o700); err != nil {
 		return nil, fmt.Errorf("create pod: %w", err)
@@ -92,6 +92,7 @@ func Create(d datadir.Dir, id, imageRef string, rec *imageindex.Record, copyDir 
 	if err != nil {
 		return nil, err
 	}
+	layers.EmptyVolumes = empty
 	for name, doc := range map[string]any{poddir.ConfigFile: s, poddir.PodFile: podDoc, poddir.RootfsFile: layers} {
 		if err := poddir.CreateJSON(dir, name, doc); err != nil {
 			return nil, fmt.Errorf("create pod: %w", err)

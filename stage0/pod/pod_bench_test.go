@@ -30,11 +30,11 @@ func BenchmarkCreate(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		s, err := spec.Generate(rec, spec.Options{Hostname: "kite-" + ShortID(id)})
+		s, _, err := spec.Generate(rec, spec.Options{Hostname: "kite-" + ShortID(id)})
 		if err != nil {
 			b.Fatal(err)
 		}
-		p, err := Create(d, id, "oci:/x:busybox", rec, "", s)
+		p, err := Create(d, id, "oci:/x:busybox", rec, "", s, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -24,6 +24,20 @@ type Options struct {
 	// Args, when non-nil, replace the image's Cmd.
 	Args     []string
 	Hostname string
+	// User and Group replace the image's user and group: numbers, or names in the image's
+	// /etc/passwd and /etc/group. SupplementaryGIDs are added to the user's groups.
+	User, Group       string
+	SupplementaryGIDs []uint32
+	// Environment, lowest precedence first (rkt's order): the caller's (with --inherit-env), then
+	// the image's, then EnvFile's, then SetEnv's, each KEY=VALUE.
+	Inherited, EnvFile, SetEnv []string
+	// WorkingDir replaces the image's working directory; stage1 creates it when missing.
+	WorkingDir string
+	// Volumes and the points where they are mounted.
+	Volumes     []Volume
+	MountPoints []MountPoint
+	// ReadonlyRootfs makes the root read-only, with writable tmpfs on /tmp and /run.
+	ReadonlyRootfs bool
 }
 
 // ValidHostname checks a hostname the way sethostname(2) and RFC 1123 would, so that a bad
@@ -45,8 +59,22 @@ func ValidHostname(h string) error {
 	return nil
 }
 
-// Generate builds config.json for running image rec with opts.
-func Generate(rec *imageindex.Record, opts Options) (*specs.Spec, error) {
+// Generate builds config.json for running image rec with opts, and lists the empty volumes stage1
+// makes for it.
+func Generate(rec *imageindex.Record, opts Options) (*specs.Spec, []poddir.EmptyVolume, error) {
+	s, err := generate(rec, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	mounts, empty, err := volumeMounts(opts.Volumes, opts.MountPoints)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.Mounts = append(s.Mounts, mounts...)
+	return s, empty, nil
+}
+
+func generate(rec *imageindex.Record, opts Options) (*specs.Spec, error) {
 	if opts.Hostname != "" {
 		if err := ValidHostname(opts.Hostname); err != nil {
 			return nil, fmt.Errorf("--hostname: %w", err)
@@ -65,25 +93,40 @@ func Generate(rec *imageindex.Record, opts Options) (*specs.Spec, error) {
 	if len(args) == 0 {
 		return nil, fmt.Errorf("image %s sets no Entrypoint or Cmd: give the command after --, e.g. kite run IMAGE -- /bin/sh", rec.Name)
 	}
-	u, err := ResolveUser(cfg.User, rec.Layers)
+	u, err := ResolveUser(userSpec(cfg.User, opts.User, opts.Group), rec.Layers)
 	if err != nil {
 		return nil, err
 	}
+	for _, g := range opts.SupplementaryGIDs {
+		if g != u.GID && !slices.Contains(u.Groups, g) {
+			u.Groups = append(u.Groups, g)
+		}
+	}
 	cwd := cfg.WorkingDir
+	if opts.WorkingDir != "" {
+		if !strings.HasPrefix(opts.WorkingDir, "/") {
+			return nil, fmt.Errorf("--working-dir %s: give an absolute path", opts.WorkingDir)
+		}
+		cwd = opts.WorkingDir
+	}
 	if cwd == "" {
 		cwd = "/"
+	}
+	env, err := mergeEnv(opts.Inherited, cfg.Env, opts.EnvFile, opts.SetEnv)
+	if err != nil {
+		return nil, err
 	}
 	s := &specs.Spec{
 		Version:  specs.Version,
 		Hostname: opts.Hostname,
-		Root:     &specs.Root{Path: "rootfs"},
+		Root:     &specs.Root{Path: "rootfs", Readonly: opts.ReadonlyRootfs},
 		Process: &specs.Process{
 			Args: args,
-			Env:  environment(cfg.Env, u, opts.Hostname),
+			Env:  environment(env, u, opts.Hostname),
 			Cwd:  cwd,
 			User: specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.Groups, Umask: &defaultUmask},
 		},
-		Mounts: defaultMounts(),
+		Mounts: defaultMounts(opts.ReadonlyRootfs),
 		Linux: &specs.Linux{
 			UIDMappings: rec.UIDMap,
 			GIDMappings: rec.GIDMap,
@@ -122,7 +165,7 @@ func environment(image []string, u User, hostname string) []string {
 // hostDevices are bind-mounted from the host: a user namespace cannot create device nodes.
 var hostDevices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 
-func defaultMounts() []specs.Mount {
+func defaultMounts(readonlyRoot bool) []specs.Mount {
 	m := []specs.Mount{
 		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
@@ -134,10 +177,55 @@ func defaultMounts() []specs.Mount {
 	for _, d := range hostDevices {
 		m = append(m, specs.Mount{Destination: "/dev/" + d, Type: "bind", Source: "/dev/" + d, Options: []string{"bind", "nosuid", "noexec"}})
 	}
-	return append(m,
+	m = append(m,
 		// The pod shares the host's network namespace, so a fresh sysfs cannot be mounted
 		// (sysfs(5) needs a network namespace the user namespace owns); bind the host's, read-only.
 		specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "ro", "nosuid", "noexec", "nodev"}},
 		specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}},
 	)
+	if readonlyRoot {
+		// Programs keep their sockets and pid files in /run; with a read-only root it must be a
+		// writable tmpfs, as with podman --read-only.
+		m = append(m, specs.Mount{Destination: "/run", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=755"}})
+	}
+	return m
+}
+
+// userSpec is the "user[:group]" to resolve: the image's, with the user and group the caller gave
+// replacing their parts.
+func userSpec(image, user, group string) string {
+	u, g, _ := strings.Cut(image, ":")
+	if user != "" {
+		// A new user brings its own primary group unless one is given.
+		u, g = user, ""
+	}
+	if group != "" {
+		g = group
+	}
+	if g == "" {
+		return u
+	}
+	return u + ":" + g
+}
+
+// mergeEnv merges KEY=VALUE lists, later lists overriding earlier ones key by key; a key keeps
+// the position it first had.
+func mergeEnv(lists ...[]string) ([]string, error) {
+	var out []string
+	index := map[string]int{}
+	for _, list := range lists {
+		for _, kv := range list {
+			k, _, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return nil, fmt.Errorf("environment variable %q: use KEY=VALUE", kv)
+			}
+			if i, seen := index[k]; seen {
+				out[i] = kv
+				continue
+			}
+			index[k] = len(out)
+			out = append(out, kv)
+		}
+	}
+	return out, nil
 }

@@ -86,8 +86,17 @@ func run(conn *syncproto.Conn, podDir string) error {
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, append(ForwardedSignals, unix.SIGCHLD)...)
 
+	if err := makeEmptyVolumes(podDir, layers.EmptyVolumes); err != nil {
+		return err
+	}
+	for i, m := range spec.Mounts {
+		// A relative bind source is in the pod directory (an empty volume).
+		if m.Type == "bind" && !filepath.IsAbs(m.Source) {
+			spec.Mounts[i].Source = filepath.Join(podDir, m.Source)
+		}
+	}
 	readonly := spec.Root != nil && spec.Root.Readonly
-	if err := rootfs.Setup(spec.Mounts, readonly, &layers, filepath.Join(podDir, poddir.RootfsDir)); err != nil {
+	if err := rootfs.Setup(spec.Mounts, readonly, &layers, filepath.Join(podDir, poddir.RootfsDir), spec.Process.Cwd); err != nil {
 		return err
 	}
 	if spec.Hostname != "" {
@@ -104,6 +113,46 @@ func run(conn *syncproto.Conn, podDir string) error {
 	}
 	status := reap(pid, sigs)
 	return conn.Send(syncproto.Message{Type: syncproto.Exited, Status: int(status)})
+}
+
+// makeEmptyVolumes makes the pod's empty volumes. Init does it, not stage0: it is root in the pod's
+// user namespace and can give them any owner the namespace maps.
+func makeEmptyVolumes(podDir string, vols []poddir.EmptyVolume) error {
+	for _, v := range vols {
+		if filepath.IsAbs(v.Dir) || strings.Contains(v.Dir, "..") {
+			return fmt.Errorf("empty volume %q: not a path inside the pod directory", v.Dir)
+		}
+		p := filepath.Join(podDir, v.Dir)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return fmt.Errorf("make empty volume %s: %w", v.Dir, err)
+		}
+		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("make empty volume %s: %w", v.Dir, err)
+		}
+		if err := os.Lchown(p, int(v.UID), int(v.GID)); err != nil {
+			return fmt.Errorf("make empty volume %s owned by %d:%d: %w", v.Dir, v.UID, v.GID, err)
+		}
+		// After the chown, which may clear set-id bits; umask does not apply to chmod.
+		if err := os.Chmod(p, os.FileMode(v.Mode&0o777)|modeBits(v.Mode)); err != nil {
+			return fmt.Errorf("make empty volume %s: %w", v.Dir, err)
+		}
+	}
+	return nil
+}
+
+// modeBits converts the setuid, setgid and sticky bits of a numeric mode to os.FileMode's.
+func modeBits(mode uint32) os.FileMode {
+	var m os.FileMode
+	if mode&unix.S_ISUID != 0 {
+		m |= os.ModeSetuid
+	}
+	if mode&unix.S_ISGID != 0 {
+		m |= os.ModeSetgid
+	}
+	if mode&unix.S_ISVTX != 0 {
+		m |= os.ModeSticky
+	}
+	return m
 }
 
 // monitorGone reports whether the monitor's end of the socket is closed.
@@ -149,9 +198,6 @@ func startApp(p *specs.Process) (int, error) {
 	cwd := p.Cwd
 	if cwd == "" {
 		cwd = "/"
-	}
-	if err := os.MkdirAll(cwd, 0o755); err != nil {
-		return 0, fmt.Errorf("create working directory %s: %w", cwd, err)
 	}
 	// Only stdio reaches the app.
 	if err := podfork.CloseExtraFDs(); err != nil {

@@ -16,9 +16,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Setup builds the pod's root filesystem at dir from the layers, applies mounts inside it and
-// makes it the process's root, read-only if asked.
-func Setup(mounts []specs.Mount, readonly bool, layers *poddir.Rootfs, dir string) error {
+// Setup builds the pod's root filesystem at dir from the layers, applies mounts inside it, makes
+// the app's working directory cwd if it is missing, and makes it the process's root, read-only if
+// asked.
+func Setup(mounts []specs.Mount, readonly bool, layers *poddir.Rootfs, dir, cwd string) error {
 	// Mounts made below must never propagate back to the host (bubblewrap and runc do the same
 	// before touching anything).
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
@@ -34,6 +35,16 @@ func Setup(mounts []specs.Mount, readonly bool, layers *poddir.Rootfs, dir strin
 	}
 	if err := devSymlinks(dir, mounts); err != nil {
 		return err
+	}
+	// Before the root turns read-only; resolved inside it, like the mounts.
+	if cwd != "" {
+		p, err := securejoin.SecureJoin(dir, cwd)
+		if err == nil {
+			err = os.MkdirAll(p, 0o755)
+		}
+		if err != nil {
+			return fmt.Errorf("create working directory %s: %w", cwd, err)
+		}
 	}
 	if err := pivot(dir); err != nil {
 		return err

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/kite-runtime/kite/stage0/spec"
+	"github.com/urfave/cli/v2"
+)
+
+// appOptions reads the app's flags of kite run into spec.Options.
+func appOptions(c *cli.Context) (spec.Options, error) {
+	opts := spec.Options{
+		Exec:           c.String("exec"),
+		User:           c.String("user"),
+		Group:          c.String("group"),
+		SetEnv:         append(c.StringSlice("set-env"), c.StringSlice("e")...),
+		WorkingDir:     c.String("working-dir"),
+		ReadonlyRootfs: c.Bool("readonly-rootfs"),
+	}
+	if c.Bool("inherit-env") {
+		opts.Inherited = os.Environ()
+	}
+	for _, f := range c.StringSlice("set-env-file") {
+		env, err := readEnvFile(f)
+		if err != nil {
+			return opts, err
+		}
+		opts.EnvFile = append(opts.EnvFile, env...)
+	}
+	if list := c.String("supplementary-gids"); list != "" {
+		for _, g := range strings.Split(list, ",") {
+			gid, err := strconv.ParseUint(strings.TrimSpace(g), 10, 32)
+			if err != nil {
+				return opts, fmt.Errorf("--supplementary-gids %q: %q is not a group id", list, g)
+			}
+			opts.SupplementaryGIDs = append(opts.SupplementaryGIDs, uint32(gid))
+		}
+	}
+	for i, v := range append(c.StringSlice("volume"), c.StringSlice("v")...) {
+		vol, point, err := spec.ParseVolume(v, i)
+		if err != nil {
+			return opts, err
+		}
+		opts.Volumes = append(opts.Volumes, vol)
+		if point != nil {
+			opts.MountPoints = append(opts.MountPoints, *point)
+		}
+	}
+	for _, m := range c.StringSlice("mount") {
+		point, err := spec.ParseMount(m)
+		if err != nil {
+			return opts, err
+		}
+		opts.MountPoints = append(opts.MountPoints, point)
+	}
+	return opts, nil
+}
+
+// readEnvFile reads KEY=VALUE lines; blank lines and lines starting with # are skipped.
+func readEnvFile(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--set-env-file: %w", err)
+	}
+	defer f.Close()
+	var env []string
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if k, _, ok := strings.Cut(line, "="); !ok || k == "" {
+			return nil, fmt.Errorf("--set-env-file %s:%d: %q is not KEY=VALUE", path, n, line)
+		}
+		env = append(env, line)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("--set-env-file %s: %w", path, err)
+	}
+	return env, nil
+}
