@@ -21,6 +21,15 @@ func appOptions(c *cli.Context) (spec.Options, error) {
 		WorkingDir:     c.String("working-dir"),
 		ReadonlyRootfs: c.Bool("readonly-rootfs"),
 	}
+	insecure, err := insecureOptions(c)
+	if err != nil {
+		return opts, err
+	}
+	opts.AllCapabilities = insecure["capabilities"]
+	opts.UnmaskedPaths = insecure["paths"]
+	opts.AllowNewPrivileges = !c.Bool("no-new-privileges")
+	opts.CapsRetain = splitList(c.StringSlice("caps-retain"), c.StringSlice("cap-add"))
+	opts.CapsRemove = splitList(c.StringSlice("caps-remove"), c.StringSlice("cap-drop"))
 	if c.Bool("inherit-env") {
 		opts.Inherited = os.Environ()
 	}
@@ -83,4 +92,19 @@ func readEnvFile(path string) ([]string, error) {
 		return nil, fmt.Errorf("--set-env-file %s: %w", path, err)
 	}
 	return env, nil
+}
+
+// splitList joins the comma-separated values of repeated flags into one list.
+func splitList(flags ...[]string) []string {
+	var out []string
+	for _, values := range flags {
+		for _, v := range values {
+			for _, item := range strings.Split(v, ",") {
+				if item = strings.TrimSpace(item); item != "" {
+					out = append(out, item)
+				}
+			}
+		}
+	}
+	return out
 }

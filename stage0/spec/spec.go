@@ -38,7 +38,27 @@ type Options struct {
 	MountPoints []MountPoint
 	// ReadonlyRootfs makes the root read-only, with writable tmpfs on /tmp and /run.
 	ReadonlyRootfs bool
+	// CapsRetain and CapsRemove adjust the default capability set; AllCapabilities keeps every
+	// capability of the user namespace (--insecure-options=capabilities).
+	CapsRetain, CapsRemove []string
+	AllCapabilities        bool
+	// AllowNewPrivileges leaves no_new_privs off (--no-new-privileges=false).
+	AllowNewPrivileges bool
+	// UnmaskedPaths leaves the kernel's sensitive /proc and /sys paths visible and writable
+	// (--insecure-options=paths).
+	UnmaskedPaths bool
 }
+
+// maskedPaths are hidden from the app, and readonlyPaths made read-only, as runc and podman do:
+// they expose the host kernel's memory, keys and timers, or let root in the pod reconfigure it.
+var (
+	maskedPaths = []string{
+		"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+		"/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
+		"/proc/timer_stats", "/sys/firmware", "/sys/devices/virtual/powercap",
+	}
+	readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+)
 
 // ValidHostname checks a hostname the way sethostname(2) and RFC 1123 would, so that a bad
 // --hostname fails with a clear message before a pod is made.
@@ -116,15 +136,21 @@ func generate(rec *imageindex.Record, opts Options) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	caps, err := capabilitySets(opts.CapsRetain, opts.CapsRemove, opts.AllCapabilities, u.UID == 0)
+	if err != nil {
+		return nil, err
+	}
 	s := &specs.Spec{
 		Version:  specs.Version,
 		Hostname: opts.Hostname,
 		Root:     &specs.Root{Path: "rootfs", Readonly: opts.ReadonlyRootfs},
 		Process: &specs.Process{
-			Args: args,
-			Env:  environment(env, u, opts.Hostname),
-			Cwd:  cwd,
-			User: specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.Groups, Umask: &defaultUmask},
+			Args:            args,
+			Env:             environment(env, u, opts.Hostname),
+			Cwd:             cwd,
+			User:            specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.Groups, Umask: &defaultUmask},
+			Capabilities:    caps,
+			NoNewPrivileges: !opts.AllowNewPrivileges,
 		},
 		Mounts: defaultMounts(opts.ReadonlyRootfs),
 		Linux: &specs.Linux{
@@ -136,6 +162,10 @@ func generate(rec *imageindex.Record, opts Options) (*specs.Spec, error) {
 			},
 		},
 		Annotations: map[string]string{"org.opencontainers.image.ref.name": rec.Name},
+	}
+	if !opts.UnmaskedPaths {
+		s.Linux.MaskedPaths = slices.Clone(maskedPaths)
+		s.Linux.ReadonlyPaths = slices.Clone(readonlyPaths)
 	}
 	return s, nil
 }

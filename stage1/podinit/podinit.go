@@ -29,6 +29,10 @@ type podConfig struct {
 	Root     *specs.Root    `json:"root"`
 	Hostname string         `json:"hostname"`
 	Mounts   []specs.Mount  `json:"mounts"`
+	Linux    struct {
+		MaskedPaths   []string `json:"maskedPaths"`
+		ReadonlyPaths []string `json:"readonlyPaths"`
+	} `json:"linux"`
 }
 
 // ForwardedSignals are relayed from the caller to the app.
@@ -95,8 +99,16 @@ func run(conn *syncproto.Conn, podDir string) error {
 			spec.Mounts[i].Source = filepath.Join(podDir, m.Source)
 		}
 	}
-	readonly := spec.Root != nil && spec.Root.Readonly
-	if err := rootfs.Setup(spec.Mounts, readonly, &layers, filepath.Join(podDir, poddir.RootfsDir), spec.Process.Cwd); err != nil {
+	opts := rootfs.Options{
+		Readonly:      spec.Root != nil && spec.Root.Readonly,
+		Cwd:           spec.Process.Cwd,
+		MaskedPaths:   spec.Linux.MaskedPaths,
+		ReadonlyPaths: spec.Linux.ReadonlyPaths,
+	}
+	if err := rootfs.Setup(spec.Mounts, &layers, filepath.Join(podDir, poddir.RootfsDir), opts); err != nil {
+		return err
+	}
+	if err := restrictApp(spec.Process); err != nil {
 		return err
 	}
 	if spec.Hostname != "" {

@@ -16,10 +16,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Setup builds the pod's root filesystem at dir from the layers, applies mounts inside it, makes
-// the app's working directory cwd if it is missing, and makes it the process's root, read-only if
-// asked.
-func Setup(mounts []specs.Mount, readonly bool, layers *poddir.Rootfs, dir, cwd string) error {
+// Options are how Setup finishes the root filesystem.
+type Options struct {
+	// Readonly makes the root read-only (its submounts keep their own flags).
+	Readonly bool
+	// Cwd is the app's working directory, made if missing.
+	Cwd string
+	// MaskedPaths are hidden behind /dev/null or an empty tmpfs; ReadonlyPaths are made read-only.
+	MaskedPaths, ReadonlyPaths []string
+}
+
+// Setup builds the pod's root filesystem at dir from the layers, applies mounts inside it, and
+// makes it the process's root, finished as opts say.
+func Setup(mounts []specs.Mount, layers *poddir.Rootfs, dir string, opts Options) error {
 	// Mounts made below must never propagate back to the host (bubblewrap and runc do the same
 	// before touching anything).
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
@@ -37,19 +46,25 @@ func Setup(mounts []specs.Mount, readonly bool, layers *poddir.Rootfs, dir, cwd 
 		return err
 	}
 	// Before the root turns read-only; resolved inside it, like the mounts.
-	if cwd != "" {
-		p, err := securejoin.SecureJoin(dir, cwd)
+	if opts.Cwd != "" {
+		p, err := securejoin.SecureJoin(dir, opts.Cwd)
 		if err == nil {
 			err = os.MkdirAll(p, 0o755)
 		}
 		if err != nil {
-			return fmt.Errorf("create working directory %s: %w", cwd, err)
+			return fmt.Errorf("create working directory %s: %w", opts.Cwd, err)
 		}
 	}
 	if err := pivot(dir); err != nil {
 		return err
 	}
-	if readonly {
+	if err := maskPaths(opts.MaskedPaths); err != nil {
+		return err
+	}
+	if err := readonlyPaths(opts.ReadonlyPaths); err != nil {
+		return err
+	}
+	if opts.Readonly {
 		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
 		if err := unix.MountSetattr(unix.AT_FDCWD, "/", 0, &attr); err != nil {
 			return &os.PathError{Op: "make the root read-only", Path: "/", Err: err}

@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// dockerDefaultCaps is the OCI/Docker default capability set as /proc/self/status prints it.
+const dockerDefaultCaps = "00000000a80425fb"
+
+// TestCapabilities checks the five capability sets the app sees for each capability flag, for a
+// root and a non-root app, and no_new_privs.
+func TestCapabilities(t *testing.T) {
+	needSubIDs(t)
+	lastCap, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		needHost(t, "read the kernel's last capability: %v", err)
+	}
+	last, _ := strconv.Atoi(strings.TrimSpace(string(lastCap)))
+	all := fmt.Sprintf("%016x", uint64(1)<<(last+1)-1)
+	const none = "0000000000000000"
+	dir := sharedDir(t, "busybox")
+	for _, tc := range []struct {
+		flags         []string
+		bnd, prm, eff string
+		noNewPrivs    int
+	}{
+		{nil, dockerDefaultCaps, dockerDefaultCaps, dockerDefaultCaps, 1},
+		{[]string{"--user", "1000"}, dockerDefaultCaps, none, none, 1},
+		{[]string{"--cap-drop", "all"}, none, none, none, 1},
+		// + CAP_SYS_ADMIN (21), - CAP_CHOWN (0) and CAP_KILL (5)
+		{[]string{"--caps-retain", "sys_admin", "--caps-remove", "CAP_CHOWN,kill"}, "00000000a82425da", "00000000a82425da", "00000000a82425da", 1},
+		{[]string{"--cap-add", "all", "--user", "1000"}, all, none, none, 1},
+		{[]string{"--insecure-options=capabilities"}, all, all, all, 1},
+		{[]string{"--no-new-privileges=false"}, dockerDefaultCaps, dockerDefaultCaps, dockerDefaultCaps, 0},
+	} {
+		t.Run(strings.Join(tc.flags, " "), func(t *testing.T) {
+			rep := decodeInfo(t, runProbe(t, dir, nil, tc.flags...))
+			got := []string{rep.CapBnd, rep.CapPrm, rep.CapEff, rep.CapInh, rep.CapAmb}
+			want := []string{tc.bnd, tc.prm, tc.eff, none, none}
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("bnd prm eff inh amb = %v, want %v", got, want)
+			}
+			if rep.NoNewPrivs != tc.noNewPrivs {
+				t.Errorf("NoNewPrivs = %d, want %d", rep.NoNewPrivs, tc.noNewPrivs)
+			}
+		})
+	}
+	r := runProbe(t, dir, nil, "--cap-add", "nosuchcap")
+	wantCode(t, r, 125, "an unknown capability")
+	if !strings.Contains(r.Stderr, "nosuchcap") {
+		t.Errorf("stderr does not name it: %q", r.Stderr)
+	}
+}
+
+// TestMaskedPaths checks the kernel paths hidden and made read-only in the pod, and that
+// --insecure-options=paths leaves them alone.
+func TestMaskedPaths(t *testing.T) {
+	dir := sharedDir(t, "busybox")
+	rep := decodeInfo(t, runProbe(t, dir, nil))
+	for _, p := range []string{"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"} {
+		if m, ok := rep.MountAt(p); ok && !hasOption(m.Options, "ro") {
+			t.Errorf("%s is mounted %q, want read-only", p, m.Options)
+		} else if !ok {
+			if _, err := os.Stat(p); err == nil {
+				t.Errorf("%s exists but has no read-only mount in the pod", p)
+			}
+		}
+	}
+	if m, ok := rep.MountAt("/sys/firmware"); !ok || m.FSType != "tmpfs" || !hasOption(m.Options, "ro") {
+		t.Errorf("/sys/firmware: %+v, want an empty read-only tmpfs", m)
+	}
+	for _, p := range []string{"/proc/keys", "/proc/timer_list"} {
+		if _, err := os.Stat(p); err != nil {
+			continue // the host kernel has none to mask
+		}
+		m, ok := rep.MountAt(p)
+		if !ok || m.Root != "/null" {
+			t.Errorf("%s: %+v, want /dev/null bound over it", p, m)
+		}
+	}
+	r := kite(t, dir, "run", layoutRef("busybox"), "--", "sh", "-c", "cat /proc/keys /proc/timer_list | wc -c; echo x > /proc/sysrq-trigger && echo sysrq writable")
+	if r.Stdout != "0\n" {
+		t.Errorf("masked files read %q, want nothing and no write to sysrq-trigger", r.Stdout)
+	}
+	open := decodeInfo(t, runProbe(t, dir, nil, "--insecure-options=paths"))
+	if m, ok := open.MountAt("/sys/firmware"); ok && m.FSType == "tmpfs" {
+		t.Errorf("--insecure-options=paths still masks /sys/firmware: %+v", m)
+	}
+	if _, ok := open.MountAt("/proc/sys"); ok {
+		t.Errorf("--insecure-options=paths still mounts /proc/sys read-only")
+	}
+}
+
+func hasOption(options, want string) bool {
+	for _, o := range strings.Split(options, ",") {
+		if o == want {
+			return true
+		}
+	}
+	return false
+}
