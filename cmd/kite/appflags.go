@@ -30,6 +30,20 @@ func appOptions(c *cli.Context) (spec.Options, error) {
 	opts.AllowNewPrivileges = !c.Bool("no-new-privileges")
 	opts.CapsRetain = splitList(c.StringSlice("caps-retain"), c.StringSlice("cap-add"))
 	opts.CapsRemove = splitList(c.StringSlice("caps-remove"), c.StringSlice("cap-drop"))
+	for _, u := range c.StringSlice("ulimit") {
+		r, err := spec.ParseUlimit(u)
+		if err != nil {
+			return opts, err
+		}
+		opts.Rlimits = append(opts.Rlimits, r)
+	}
+	if c.IsSet("oom-score-adj") {
+		adj := c.Int("oom-score-adj")
+		if adj < -1000 || adj > 1000 {
+			return opts, fmt.Errorf("--oom-score-adj %d: must be between -1000 and 1000", adj)
+		}
+		opts.OOMScoreAdj = &adj
+	}
 	if c.Bool("inherit-env") {
 		opts.Inherited = os.Environ()
 	}

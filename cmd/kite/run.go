@@ -10,6 +10,7 @@ import (
 	"github.com/kite-runtime/kite/stage0/pod"
 	"github.com/kite-runtime/kite/stage0/spec"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 func runCommand() *cli.Command {
@@ -57,6 +58,9 @@ Examples:
 			&cli.StringSliceFlag{Name: "cap-add", Usage: "same as --caps-retain"},
 			&cli.StringSliceFlag{Name: "caps-remove", Usage: "comma-separated capabilities to take from the default set (all for every one)"},
 			&cli.StringSliceFlag{Name: "cap-drop", Usage: "same as --caps-remove"},
+			&cli.StringSliceFlag{Name: "ulimit", Usage: "set a resource limit of the app, `NAME=SOFT[:HARD]` (nofile, nproc, core, stack ...; a number or unlimited; repeatable)"},
+			&cli.IntFlag{Name: "oom-score-adj", Usage: "the app's oom_score_adj, `-1000` to 1000 (lowering it below kite's own needs privilege)"},
+			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "give the app kite's stdin; without it the app reads /dev/null"},
 			&cli.BoolFlag{Name: "no-new-privileges", Value: true, Usage: "set no_new_privs: setuid binaries and file capabilities grant nothing in the app (--no-new-privileges=false to allow them)"},
 		),
 		OnUsageError: usageError,
@@ -133,7 +137,26 @@ func runAction(c *cli.Context) error {
 		}
 		return err
 	}
+	if !c.Bool("interactive") {
+		// Without -i the app's stdin is /dev/null, as with podman and docker: a pod started
+		// from a shell or a script must not consume their input.
+		if err := stdinFromDevNull(); err != nil {
+			return err
+		}
+	}
 	return pod.Exec(stage1, p, s)
+}
+
+func stdinFromDevNull() error {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Dup3(int(f.Fd()), 0, 0); err != nil {
+		return fmt.Errorf("make /dev/null the app's stdin: %w", os.NewSyscallError("dup3", err))
+	}
+	return nil
 }
 
 // singleMappingWarning says why the pod maps only the caller's uid, and how to fix the host.

@@ -47,6 +47,9 @@ type Options struct {
 	// UnmaskedPaths leaves the kernel's sensitive /proc and /sys paths visible and writable
 	// (--insecure-options=paths).
 	UnmaskedPaths bool
+	// Rlimits are the app's resource limits; OOMScoreAdj, when set, its oom_score_adj.
+	Rlimits     []specs.POSIXRlimit
+	OOMScoreAdj *int
 }
 
 // maskedPaths are hidden from the app, and readonlyPaths made read-only, as runc and podman do:
@@ -151,6 +154,8 @@ func generate(rec *imageindex.Record, opts Options) (*specs.Spec, error) {
 			User:            specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.Groups, Umask: &defaultUmask},
 			Capabilities:    caps,
 			NoNewPrivileges: !opts.AllowNewPrivileges,
+			Rlimits:         opts.Rlimits,
+			OOMScoreAdj:     opts.OOMScoreAdj,
 		},
 		Mounts: defaultMounts(opts.ReadonlyRootfs),
 		Linux: &specs.Linux{

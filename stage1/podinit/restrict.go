@@ -1,8 +1,10 @@
 package podinit
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/moby/sys/capability"
@@ -19,6 +21,20 @@ import (
 // execve"): a root app's permitted and effective sets become the bounding set; any other app's
 // are empty. stage0 writes config.json to match; anything else it asks for, init refuses.
 func restrictApp(p *specs.Process) error {
+	for _, r := range p.Rlimits {
+		if err := setRlimit(r); err != nil {
+			return err
+		}
+	}
+	if p.OOMScoreAdj != nil {
+		err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0)
+		if errors.Is(err, os.ErrPermission) {
+			return fmt.Errorf("set oom_score_adj %d: only a privileged process may lower it below its current value (cat /proc/self/oom_score_adj)", *p.OOMScoreAdj)
+		}
+		if err != nil {
+			return fmt.Errorf("set oom_score_adj %d: %w", *p.OOMScoreAdj, err)
+		}
+	}
 	if c := p.Capabilities; c != nil {
 		if len(c.Ambient) > 0 || len(c.Inheritable) > 0 {
 			return fmt.Errorf("config.json asks for inheritable or ambient capabilities, which kite does not grant")
@@ -68,6 +84,34 @@ func limitBounding(keep []string) error {
 	}
 	if err := capability.DropBound(drop...); err != nil {
 		return fmt.Errorf("limit the bounding capability set: %w", err)
+	}
+	return nil
+}
+
+// rlimitResources maps OCI rlimit names to setrlimit(2) resources.
+var rlimitResources = map[string]int{
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_CPU": unix.RLIMIT_CPU,
+	"RLIMIT_DATA": unix.RLIMIT_DATA, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS,
+	"RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK, "RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE,
+	"RLIMIT_NICE": unix.RLIMIT_NICE, "RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC,
+	"RLIMIT_RSS": unix.RLIMIT_RSS, "RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO, "RLIMIT_RTTIME": unix.RLIMIT_RTTIME,
+	"RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING, "RLIMIT_STACK": unix.RLIMIT_STACK,
+}
+
+// setRlimit sets a limit on init, which the app inherits when it is forked.
+func setRlimit(r specs.POSIXRlimit) error {
+	res, ok := rlimitResources[r.Type]
+	if !ok {
+		return fmt.Errorf("config.json: unknown rlimit %s", r.Type)
+	}
+	err := unix.Setrlimit(res, &unix.Rlimit{Cur: r.Soft, Max: r.Hard})
+	if errors.Is(err, unix.EPERM) {
+		var cur unix.Rlimit
+		unix.Getrlimit(res, &cur)
+		return fmt.Errorf("set %s to %d:%d: a hard limit cannot be raised above the caller's (%d) without privilege", r.Type, r.Soft, r.Hard, cur.Max)
+	}
+	if err != nil {
+		return fmt.Errorf("set %s to %d:%d: %w", r.Type, r.Soft, r.Hard, os.NewSyscallError("setrlimit", err))
 	}
 	return nil
 }

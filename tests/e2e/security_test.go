@@ -3,9 +3,12 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // dockerDefaultCaps is the OCI/Docker default capability set as /proc/self/status prints it.
@@ -102,4 +105,61 @@ func hasOption(options, want string) bool {
 		}
 	}
 	return false
+}
+
+// TestStdin gives the app /dev/null as stdin unless -i is given; with it, the caller's stdin
+// reaches the app and its end ends the app's input.
+func TestStdin(t *testing.T) {
+	dir := sharedDir(t, "busybox")
+	input := filepath.Join(newScratchDir(t, "stdin-"), "input")
+	writeFile(t, input, "typed by the caller\n")
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{nil, "/dev/null\n"},
+		{[]string{"-i"}, "typed by the caller\n"},
+		{[]string{"--interactive"}, "typed by the caller\n"},
+	} {
+		f, err := os.Open(input)
+		if err != nil {
+			t.Fatal(err)
+		}
+		args := append(append([]string{"run"}, tc.flags...), layoutRef("busybox"), "--", "sh", "-c", `if [ -c /proc/self/fd/0 ]; then readlink /proc/self/fd/0; else cat; fi`)
+		r := kiteWith(t, dir, &options{stdin: f}, args...)
+		f.Close()
+		if r.Code != 0 || r.Stdout != tc.want {
+			t.Errorf("%v: %s, want stdout %q", tc.flags, r, tc.want)
+		}
+	}
+}
+
+// TestResourceLimits sets rlimits and oom_score_adj and reads them back in the app; a hard limit
+// above the caller's and a lowered oom_score_adj fail with 125.
+func TestResourceLimits(t *testing.T) {
+	dir := sharedDir(t, "busybox")
+	r := kite(t, dir, "run", "--ulimit", "nofile=100:200", "--ulimit", "core=0", "--oom-score-adj", "500",
+		layoutRef("busybox"), "--", "sh", "-c", "ulimit -Sn; ulimit -Hn; ulimit -c; cat /proc/self/oom_score_adj")
+	if r.Code != 0 || r.Stdout != "100\n200\n0\n500\n" {
+		t.Errorf("limits seen by the app: %s", r)
+	}
+	var hard unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &hard); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		flags []string
+		hint  string
+	}{
+		{[]string{"--ulimit", fmt.Sprintf("nofile=10:%d", hard.Max+1)}, "cannot be raised"},
+		{[]string{"--ulimit", "nofiles=1"}, "NAME=SOFT[:HARD]"},
+		{[]string{"--ulimit", "nofile=10:5"}, "soft limit is above"},
+		{[]string{"--oom-score-adj", "2000"}, "between -1000 and 1000"},
+	} {
+		r := kite(t, dir, append(append([]string{"run"}, tc.flags...), layoutRef("busybox"), "--", "true")...)
+		wantCode(t, r, 125, strings.Join(tc.flags, " "))
+		if !strings.Contains(r.Stderr, tc.hint) {
+			t.Errorf("%v: stderr does not mention %q: %q", tc.flags, tc.hint, r.Stderr)
+		}
+	}
 }
