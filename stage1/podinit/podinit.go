@@ -207,6 +207,9 @@ func startApp(p *specs.Process) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := refuseStage1(path); err != nil {
+		return 0, err
+	}
 	cwd := p.Cwd
 	if cwd == "" {
 		cwd = "/"
@@ -239,6 +242,21 @@ func startApp(p *specs.Process) (int, error) {
 		return 0, execError(p.Args[0], err)
 	}
 	return pid, nil
+}
+
+// refuseStage1 refuses to run kite-stage1 itself as the app, as an image whose entrypoint is
+// /proc/self/exe would: the app would then be a process of the host's binary inside the pod,
+// which the pod could open for writing through /proc once it exits (CVE-2019-5736).
+func refuseStage1(path string) error {
+	app, err := os.Stat(path)
+	if err != nil {
+		return nil // the exec reports it
+	}
+	self, err := os.Stat("/proc/self/exe")
+	if err == nil && os.SameFile(app, self) {
+		return &exitcode.CodedError{Code: exitcode.NotExecutable, Err: fmt.Errorf("exec %s: it is kite's own stage1 binary, which never runs as an app (CVE-2019-5736)", path)}
+	}
+	return nil
 }
 
 func execError(name string, err error) error {

@@ -163,3 +163,24 @@ func TestResourceLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestProcSelfExe runs an image whose command is /proc/self/exe, which would make the pod run
+// kite's stage1 binary (CVE-2019-5736): kite refuses with 126 and the binary stays as it was.
+func TestProcSelfExe(t *testing.T) {
+	stage1 := filepath.Join(binDir, "kite-stage1")
+	before := readFile(t, stage1)
+	dir := sharedDir(t, "busybox")
+	for _, args := range [][]string{
+		{"run", "--exec", "/proc/self/exe", layoutRef("busybox")},
+		{"run", layoutRef("busybox"), "--", "/proc/self/exe", "init", "/"},
+	} {
+		r := kite(t, dir, args...)
+		wantCode(t, r, 126, strings.Join(args, " "))
+		if !strings.Contains(r.Stderr, "CVE-2019-5736") {
+			t.Errorf("stderr does not say why: %q", r.Stderr)
+		}
+	}
+	if after := readFile(t, stage1); string(after) != string(before) {
+		t.Error("kite-stage1 changed")
+	}
+}
