@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 
+	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/stage0/imageindex"
 	"github.com/kite-runtime/kite/stage0/pod"
 	"github.com/kite-runtime/kite/stage0/spec"
@@ -60,6 +62,7 @@ Examples:
 			&cli.StringSliceFlag{Name: "cap-drop", Usage: "same as --caps-remove"},
 			&cli.StringSliceFlag{Name: "ulimit", Usage: "set a resource limit of the app, `NAME=SOFT[:HARD]` (nofile, nproc, core, stack ...; a number or unlimited; repeatable)"},
 			&cli.IntFlag{Name: "oom-score-adj", Usage: "the app's oom_score_adj, `-1000` to 1000 (lowering it below kite's own needs privilege)"},
+			&cli.IntFlag{Name: "preserve-fds", Usage: "pass descriptors 3 to 3+`N`-1 of kite's caller on to the app (every other one is closed)"},
 			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "give the app kite's stdin; without it the app reads /dev/null"},
 			&cli.BoolFlag{Name: "no-new-privileges", Value: true, Usage: "set no_new_privs: setuid binaries and file capabilities grant nothing in the app (--no-new-privileges=false to allow them)"},
 		),
@@ -124,6 +127,12 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if n := c.Int("preserve-fds"); n != 0 {
+		if err := checkPreservedFDs(n); err != nil {
+			return err
+		}
+		s.Annotations[poddir.PreserveFDsAnnotation] = strconv.Itoa(n)
+	}
 	var copyDir string
 	if rec.Driver == "vfs" {
 		if copyDir, err = fetch.helper.podCopy(id, rec.ID); err != nil {
@@ -169,4 +178,18 @@ func singleMappingWarning(store string) string {
 	}
 	return "kite: warning: the pod maps only your own uid (see /etc/subuid), so files of other owners in the image belong to root inside; to fix, " +
 		fix + ", then start a new store (remove " + store + " or use another --dir)"
+}
+
+// checkPreservedFDs checks that descriptors 3 to 3+n-1 are open: a gap would let a descriptor kite
+// opens later take its number and reach the app.
+func checkPreservedFDs(n int) error {
+	if n < 0 {
+		return fmt.Errorf("--preserve-fds %d: must not be negative", n)
+	}
+	for fd := 3; fd < 3+n; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return fmt.Errorf("--preserve-fds %d: descriptor %d is not open", n, fd)
+		}
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -26,9 +27,12 @@ const (
 // Environment variables that carry file descriptors (and the init's PID) across stage0's exec of
 // stage1.
 const (
-	LockFdEnv  = "_KITE_LOCK_FD"
-	SyncFdEnv  = "_KITE_SYNC_FD"
-	InitPidEnv = "_KITE_INIT_PID" // host PID of the pod's init, forked by stage0, for the monitor
+	// PreserveFDsAnnotation, in config.json, is how many descriptors from 3 on the app gets from
+	// the caller (--preserve-fds).
+	PreserveFDsAnnotation = "org.kite-runtime.preserve-fds"
+	LockFdEnv             = "_KITE_LOCK_FD"
+	SyncFdEnv             = "_KITE_SYNC_FD"
+	InitPidEnv            = "_KITE_INIT_PID" // host PID of the pod's init, forked by stage0, for the monitor
 )
 
 // DefaultPath is the app's PATH when the image sets none: stage0 puts it in config.json, and
@@ -172,4 +176,18 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// PreservedFDs reads PreserveFDsAnnotation from config.json's annotations: how many descriptors
+// from 3 on the app gets.
+func PreservedFDs(annotations map[string]string) (int, error) {
+	v, ok := annotations[PreserveFDsAnnotation]
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("config.json: annotation %s=%q is not a count", PreserveFDsAnnotation, v)
+	}
+	return n, nil
 }

@@ -44,11 +44,11 @@ func CloneFlags(namespaces []specs.LinuxNamespace) (uintptr, error) {
 	return flags, nil
 }
 
-// CloseExtraFDs marks every descriptor above stderr close-on-exec, so that descriptors inherited
+// CloseExtraFDs marks every descriptor from first on close-on-exec, so that descriptors inherited
 // from the caller or opened by kite never reach the pod (CVE-2024-21626 leaked a host directory
-// this way).
-func CloseExtraFDs() error {
-	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+// this way). first is 3, or above the descriptors the caller asked to pass to the app.
+func CloseExtraFDs(first int) error {
+	if err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
 		return nil
 	}
 	// close_range(2) with CLOSE_RANGE_CLOEXEC needs Linux 5.11; walk /proc/self/fd before that.
@@ -57,7 +57,7 @@ func CloseExtraFDs() error {
 		return fmt.Errorf("close inherited descriptors: %w", err)
 	}
 	for _, e := range entries {
-		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= first {
 			unix.CloseOnExec(fd)
 		}
 	}

@@ -32,8 +32,13 @@ func Exec(stage1 string, p *Pod, s *specs.Spec) error {
 	if err != nil {
 		return err
 	}
-	// The caller's descriptors reach neither the init nor the monitor.
-	if err := podfork.CloseExtraFDs(); err != nil {
+	// The caller's descriptors reach neither the init nor the monitor, but for those the app is
+	// to get.
+	preserved, err := poddir.PreservedFDs(s.Annotations)
+	if err != nil {
+		return err
+	}
+	if err := podfork.CloseExtraFDs(3 + preserved); err != nil {
 		return err
 	}
 	maps, err := idmap.Prepare(s.Linux.UIDMappings, s.Linux.GIDMappings)

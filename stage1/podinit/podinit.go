@@ -25,11 +25,12 @@ import (
 // podConfig is the part of config.json the init applies. Decoding only these fields keeps the
 // init's start, and its memory for the pod's whole life, small.
 type podConfig struct {
-	Process  *specs.Process `json:"process"`
-	Root     *specs.Root    `json:"root"`
-	Hostname string         `json:"hostname"`
-	Mounts   []specs.Mount  `json:"mounts"`
-	Linux    struct {
+	Process     *specs.Process    `json:"process"`
+	Annotations map[string]string `json:"annotations"`
+	Root        *specs.Root       `json:"root"`
+	Hostname    string            `json:"hostname"`
+	Mounts      []specs.Mount     `json:"mounts"`
+	Linux       struct {
 		MaskedPaths   []string `json:"maskedPaths"`
 		ReadonlyPaths []string `json:"readonlyPaths"`
 	} `json:"linux"`
@@ -116,7 +117,11 @@ func run(conn *syncproto.Conn, podDir string) error {
 			return os.NewSyscallError("sethostname", err)
 		}
 	}
-	pid, err := startApp(spec.Process)
+	preserved, err := poddir.PreservedFDs(spec.Annotations)
+	if err != nil {
+		return err
+	}
+	pid, err := startApp(spec.Process, preserved)
 	if err != nil {
 		return err
 	}
@@ -198,8 +203,9 @@ func reap(app int, sigs <-chan os.Signal) unix.WaitStatus {
 	panic("unreachable: the signal channel is never closed")
 }
 
-// startApp execs the app with its user, groups, environment and working directory.
-func startApp(p *specs.Process) (int, error) {
+// startApp execs the app with its user, groups, environment and working directory, and the
+// descriptors 0, 1, 2 and the preserved ones from 3 on.
+func startApp(p *specs.Process, preserved int) (int, error) {
 	if len(p.Args) == 0 {
 		return 0, &exitcode.CodedError{Code: exitcode.NotFound, Err: errors.New("the app has no command: the image sets no Entrypoint or Cmd; give one after --")}
 	}
@@ -214,9 +220,13 @@ func startApp(p *specs.Process) (int, error) {
 	if cwd == "" {
 		cwd = "/"
 	}
-	// Only stdio reaches the app.
-	if err := podfork.CloseExtraFDs(); err != nil {
+	// Only stdio and the descriptors the caller passed on reach the app.
+	if err := podfork.CloseExtraFDs(3 + preserved); err != nil {
 		return 0, err
+	}
+	files := []uintptr{0, 1, 2}
+	for fd := 3; fd < 3+preserved; fd++ {
+		files = append(files, uintptr(fd))
 	}
 	if p.User.Umask != nil {
 		// The app inherits it across the fork and exec.
@@ -229,7 +239,7 @@ func startApp(p *specs.Process) (int, error) {
 	attr := &syscall.ProcAttr{
 		Dir:   cwd,
 		Env:   p.Env,
-		Files: []uintptr{0, 1, 2},
+		Files: files,
 		Sys: &syscall.SysProcAttr{
 			// The app leads its own session so that the caller's terminal signals reach it once,
 			// through the monitor, rather than twice.

@@ -184,3 +184,35 @@ func TestProcSelfExe(t *testing.T) {
 		t.Error("kite-stage1 changed")
 	}
 }
+
+// TestPreserveFDs passes two of the caller's descriptors to the app with --preserve-fds: the app
+// holds exactly 0 to 4, the passed ones at the same numbers; a gap in them fails with 125.
+func TestPreserveFDs(t *testing.T) {
+	dir := sharedDir(t, "busybox")
+	file := filepath.Join(newScratchDir(t, "fds-"), "passed")
+	writeFile(t, file, "passed\n")
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	o := &options{extraFiles: []*os.File{devNull, f}}
+	rep := decodeInfo(t, runProbe(t, dir, o, "--preserve-fds", "2"))
+	got := map[int]string{}
+	for _, fd := range rep.FDs {
+		got[fd.FD] = fd.Target
+	}
+	if got[3] != os.DevNull || got[4] != file || len(got) != 5 {
+		t.Errorf("the app holds %v, want 0 to 4 with 3 %s and 4 %s", got, os.DevNull, file)
+	}
+	r := kiteWith(t, dir, &options{extraFiles: []*os.File{devNull}}, "run", "--preserve-fds", "2", layoutRef("busybox"), "--", "true")
+	wantCode(t, r, 125, "--preserve-fds past the caller's descriptors")
+	if !strings.Contains(r.Stderr, "descriptor 4 is not open") {
+		t.Errorf("stderr: %q", r.Stderr)
+	}
+}
