@@ -11,6 +11,7 @@ import (
 	"github.com/kite-runtime/kite/stage0/imageindex"
 	"github.com/kite-runtime/kite/stage0/pod"
 	"github.com/kite-runtime/kite/stage0/spec"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 )
@@ -63,11 +64,14 @@ Examples:
 			&cli.StringSliceFlag{Name: "ulimit", Usage: "set a resource limit of the app, `NAME=SOFT[:HARD]` (nofile, nproc, core, stack ...; a number or unlimited; repeatable)"},
 			&cli.IntFlag{Name: "oom-score-adj", Usage: "the app's oom_score_adj `N`, -1000 to 1000 (lowering it below kite's own needs privilege)"},
 			&cli.IntFlag{Name: "preserve-fds", Usage: "pass descriptors 3 to 3+`N`-1 of kite's caller on to the app (every other one is closed)"},
+			&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the app a terminal of its own, sized like yours and resized with it (needs a terminal on kite's stdin)"},
 			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "give the app kite's stdin; without it the app reads /dev/null"},
 			&cli.BoolFlag{Name: "no-new-privileges", Value: true, Usage: "set no_new_privs: setuid binaries and file capabilities grant nothing in the app (--no-new-privileges=false to allow them)"},
 		),
 		OnUsageError: usageError,
-		Action:       runAction,
+		// -it, as podman and docker users type it.
+		UseShortOptionHandling: true,
+		Action:                 runAction,
 	}
 }
 
@@ -126,6 +130,11 @@ func runAction(c *cli.Context) error {
 	s, emptyVolumes, err := spec.Generate(rec, opts)
 	if err != nil {
 		return err
+	}
+	if c.Bool("tty") {
+		if err := withTerminal(s, c.Bool("interactive")); err != nil {
+			return err
+		}
 	}
 	if n := c.Int("preserve-fds"); n != 0 {
 		if err := checkPreservedFDs(n); err != nil {
@@ -190,6 +199,21 @@ func checkPreservedFDs(n int) error {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
 			return fmt.Errorf("--preserve-fds %d: descriptor %d is not open", n, fd)
 		}
+	}
+	return nil
+}
+
+// withTerminal asks stage1 for a terminal for the app, sized like the caller's (kite's stdin),
+// and, with input, for the caller's terminal in raw mode.
+func withTerminal(s *specs.Spec, interactive bool) error {
+	ws, err := unix.IoctlGetWinsize(0, unix.TIOCGWINSZ)
+	if err != nil {
+		return errors.New("--tty: kite's stdin is not a terminal; run kite from a terminal, or leave out -t")
+	}
+	s.Process.Terminal = true
+	s.Process.ConsoleSize = &specs.Box{Height: uint(ws.Row), Width: uint(ws.Col)}
+	if interactive {
+		return os.Setenv(poddir.RawTerminalEnv, "1")
 	}
 	return nil
 }

@@ -33,6 +33,9 @@ const (
 	LockFdEnv             = "_KITE_LOCK_FD"
 	SyncFdEnv             = "_KITE_SYNC_FD"
 	InitPidEnv            = "_KITE_INIT_PID" // host PID of the pod's init, forked by stage0, for the monitor
+	// RawTerminalEnv tells the monitor to put the caller's terminal (stdin) in raw mode for the
+	// pod's life, so that every key reaches the app's terminal (--tty with --interactive).
+	RawTerminalEnv = "_KITE_RAW_TERMINAL"
 )
 
 // DefaultPath is the app's PATH when the image sets none: stage0 puts it in config.json, and

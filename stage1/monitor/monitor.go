@@ -33,6 +33,12 @@ func Main(podDir string) int {
 
 func run(podDir string) (int, error) {
 	takeLock()
+	if os.Getenv(poddir.RawTerminalEnv) == "1" {
+		os.Unsetenv(poddir.RawTerminalEnv)
+		if restore := makeRaw(0); restore != nil {
+			defer restore()
+		}
+	}
 	// Relay signals from the start: one that arrives while the pod starts reaches the app once it
 	// runs.
 	sigs := make(chan os.Signal, 32)
@@ -147,4 +153,25 @@ func codeOr(c int) int {
 		return exitcode.Failed
 	}
 	return c
+}
+
+// makeRaw puts the terminal fd in raw mode (cfmakeraw(3)): keys such as ^C reach the app's
+// terminal as bytes instead of signalling kite. It returns what restores the terminal, or nil
+// when fd is not one.
+func makeRaw(fd int) func() {
+	saved, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return nil
+	}
+	raw := *saved
+	raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	raw.Oflag &^= unix.OPOST
+	raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	raw.Cflag &^= unix.CSIZE | unix.PARENB
+	raw.Cflag |= unix.CS8
+	raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &raw); err != nil {
+		return nil
+	}
+	return func() { unix.IoctlSetTermios(fd, unix.TCSETS, saved) }
 }

@@ -121,14 +121,17 @@ func run(conn *syncproto.Conn, podDir string) error {
 	if err != nil {
 		return err
 	}
-	pid, err := startApp(spec.Process, preserved)
+	pid, term, err := startApp(spec.Process, preserved)
 	if err != nil {
 		return err
 	}
 	if err := conn.Send(syncproto.Message{Type: syncproto.Started, Pid: pid}); err != nil {
 		return err
 	}
-	status := reap(pid, sigs)
+	status := reap(pid, sigs, term)
+	if term != nil {
+		term.drain()
+	}
 	return conn.Send(syncproto.Message{Type: syncproto.Exited, Status: int(status)})
 }
 
@@ -180,8 +183,13 @@ func monitorGone(conn *syncproto.Conn) bool {
 }
 
 // reap waits for the app, reaping every other child on the way, and relays signals to the app.
-func reap(app int, sigs <-chan os.Signal) unix.WaitStatus {
+// With a terminal, a SIGWINCH resizes it instead: the kernel signals the app then.
+func reap(app int, sigs <-chan os.Signal, term *terminal) unix.WaitStatus {
 	for sig := range sigs {
+		if sig == unix.SIGWINCH && term != nil {
+			term.resize()
+			continue
+		}
 		if sig != unix.SIGCHLD {
 			unix.Kill(app, sig.(unix.Signal))
 			continue
@@ -204,17 +212,17 @@ func reap(app int, sigs <-chan os.Signal) unix.WaitStatus {
 }
 
 // startApp execs the app with its user, groups, environment and working directory, and the
-// descriptors 0, 1, 2 and the preserved ones from 3 on.
-func startApp(p *specs.Process, preserved int) (int, error) {
+// descriptors 0, 1, 2 (its terminal, with --tty) and the preserved ones from 3 on.
+func startApp(p *specs.Process, preserved int) (int, *terminal, error) {
 	if len(p.Args) == 0 {
-		return 0, &exitcode.CodedError{Code: exitcode.NotFound, Err: errors.New("the app has no command: the image sets no Entrypoint or Cmd; give one after --")}
+		return 0, nil, &exitcode.CodedError{Code: exitcode.NotFound, Err: errors.New("the app has no command: the image sets no Entrypoint or Cmd; give one after --")}
 	}
 	path, err := lookPath(p.Args[0], p.Env)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if err := refuseStage1(path); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	cwd := p.Cwd
 	if cwd == "" {
@@ -222,7 +230,7 @@ func startApp(p *specs.Process, preserved int) (int, error) {
 	}
 	// Only stdio and the descriptors the caller passed on reach the app.
 	if err := podfork.CloseExtraFDs(3 + preserved); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	files := []uintptr{0, 1, 2}
 	for fd := 3; fd < 3+preserved; fd++ {
@@ -234,24 +242,38 @@ func startApp(p *specs.Process, preserved int) (int, error) {
 	}
 	cred, err := credential(p.User)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	attr := &syscall.ProcAttr{
-		Dir:   cwd,
-		Env:   p.Env,
-		Files: files,
-		Sys: &syscall.SysProcAttr{
-			// The app leads its own session so that the caller's terminal signals reach it once,
-			// through the monitor, rather than twice.
-			Setsid:     true,
-			Credential: cred,
-		},
+	sys := &syscall.SysProcAttr{
+		// The app leads its own session: the caller's terminal signals reach it once, through the
+		// monitor, and without a terminal of its own it cannot inject input into the caller's
+		// (TIOCSTI, CVE-2017-5226).
+		Setsid:     true,
+		Credential: cred,
 	}
+	var term *terminal
+	if p.Terminal {
+		t, slave, err := newTerminal(p)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer slave.Close()
+		term = t
+		files[0], files[1], files[2] = slave.Fd(), slave.Fd(), slave.Fd()
+		sys.Setctty, sys.Ctty = true, 0
+	}
+	attr := &syscall.ProcAttr{Dir: cwd, Env: p.Env, Files: files, Sys: sys}
 	pid, err := syscall.ForkExec(path, p.Args, attr)
 	if err != nil {
-		return 0, execError(p.Args[0], err)
+		if term != nil {
+			term.master.Close()
+		}
+		return 0, nil, execError(p.Args[0], err)
 	}
-	return pid, nil
+	if term != nil {
+		term.relay()
+	}
+	return pid, term, nil
 }
 
 // refuseStage1 refuses to run kite-stage1 itself as the app, as an image whose entrypoint is
