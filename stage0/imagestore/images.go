@@ -155,17 +155,10 @@ func (s *Store) Remove(dir datadir.Dir, img *storage.Image) error {
 }
 
 func (s *Store) remove(dir datadir.Dir, id string) error {
-	// A vfs store's pods run on copies of the image, which are storage containers: the image
-	// cannot go while they exist. Found before anything is removed.
-	containers, err := s.Containers()
+	// Found before anything is removed.
+	pods, err := s.podCopies(id)
 	if err != nil {
 		return err
-	}
-	var pods []string
-	for _, c := range containers {
-		if c.ImageID == id {
-			pods = append(pods, strings.TrimPrefix(strings.Join(c.Names, ","), "kite-pod-"))
-		}
 	}
 	if len(pods) > 0 {
 		return fmt.Errorf("image %s is copied into the root filesystem of pod %s; remove the pod first", shortID(id), strings.Join(pods, ", "))
@@ -182,6 +175,22 @@ func (s *Store) remove(dir datadir.Dir, id string) error {
 	return nil
 }
 
+// podCopies returns the pods whose root filesystem is a copy of image id: a vfs store's pods run
+// on copies, which are storage containers, and the image cannot go while they exist.
+func (s *Store) podCopies(id string) ([]string, error) {
+	containers, err := s.Containers()
+	if err != nil {
+		return nil, err
+	}
+	var pods []string
+	for _, c := range containers {
+		if c.ImageID == id {
+			pods = append(pods, strings.TrimPrefix(strings.Join(c.Names, ","), "kite-pod-"))
+		}
+	}
+	return pods, nil
+}
+
 // GC removes the images not used for grace and not referred to by any pod, the layers no image
 // uses (left by a fetch that was killed), and records of images that are gone. It returns the IDs
 // of the images it removed.
@@ -194,6 +203,14 @@ func (s *Store) GC(dir datadir.Dir, grace time.Duration) ([]string, error) {
 	cutoff := time.Now().Add(-grace)
 	for _, img := range images {
 		if len(img.Pods) > 0 || img.LastUsed.After(cutoff) {
+			continue
+		}
+		// A copy whose pod directory is gone keeps its image until the copy is removed.
+		if copies, err := s.podCopies(img.ID); err != nil || len(copies) > 0 {
+			if err != nil {
+				return removed, err
+			}
+			slog.Debug("image gc keeps an image pods copied", "id", img.ID, "pods", copies)
 			continue
 		}
 		if err := s.remove(dir, img.ID); err != nil {
