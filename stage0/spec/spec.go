@@ -5,6 +5,7 @@ package spec
 
 import (
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 
@@ -134,6 +135,11 @@ func generate(rec *imageindex.Record, opts Options) (*specs.Spec, error) {
 	}
 	if cwd == "" {
 		cwd = "/"
+	}
+	// /proc/self/fd/N would name a descriptor of whatever process enters it, one that may lead
+	// out of the pod (CVE-2024-21626); nothing in /proc is a place to work in.
+	if c := path.Clean(cwd); c == "/proc" || strings.HasPrefix(c, "/proc/") {
+		return nil, fmt.Errorf("working directory %s: it must not be in /proc; give another with --working-dir", cwd)
 	}
 	env, err := mergeEnv(opts.Inherited, cfg.Env, opts.EnvFile, opts.SetEnv)
 	if err != nil {

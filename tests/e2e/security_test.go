@@ -216,3 +216,18 @@ func TestPreserveFDs(t *testing.T) {
 		t.Errorf("stderr: %q", r.Stderr)
 	}
 }
+
+// TestWorkingDirInProc refuses a working directory in /proc, such as /proc/self/fd/N, which
+// could name a descriptor leading out of the pod (CVE-2024-21626), from the flag or the image.
+func TestWorkingDirInProc(t *testing.T) {
+	dir := sharedDir(t, "busybox")
+	for n := 3; n < 10; n++ {
+		before := listing(t, dir)
+		r := kite(t, dir, "run", "-w", fmt.Sprintf("/proc/self/fd/%d", n), layoutRef("busybox"), "--", "pwd")
+		wantCode(t, r, 125, fmt.Sprintf("-w /proc/self/fd/%d", n))
+		if !strings.Contains(r.Stderr, "must not be in /proc") || r.Stdout != "" {
+			t.Errorf("-w /proc/self/fd/%d: %s", n, r)
+		}
+		compareListings(t, before, listing(t, dir))
+	}
+}
