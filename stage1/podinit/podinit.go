@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -63,6 +64,10 @@ func Main(podDir string) int {
 }
 
 func run(conn *syncproto.Conn, podDir string) error {
+	// The bounding and ambient capability sets, the capability sets themselves and no_new_privs
+	// belong to a thread, and the app inherits those of the thread that forks it: restrictApp
+	// and startApp must run on one thread.
+	runtime.LockOSThread()
 	// Gaining capabilities in the exec cleared the parent-death signal the fork set
 	// (commit_creds); arm it again, then make sure the monitor did not die before it was armed.
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
