@@ -45,16 +45,8 @@ func restrictApp(p *specs.Process) error {
 		if err := capability.ResetAmbient(); err != nil {
 			return fmt.Errorf("clear the ambient capabilities: %w", err)
 		}
-		self, err := capability.NewPid2(0)
-		if err == nil {
-			err = self.Load()
-		}
-		if err == nil {
-			self.Clear(capability.INHERITABLE)
-			err = self.Apply(capability.CAPS)
-		}
-		if err != nil {
-			return fmt.Errorf("clear the inheritable capabilities: %w", err)
+		if err := clearInheritable(); err != nil {
+			return err
 		}
 	}
 	if p.NoNewPrivileges {
@@ -112,6 +104,21 @@ func setRlimit(r specs.POSIXRlimit) error {
 	}
 	if err != nil {
 		return fmt.Errorf("set %s to %d:%d: %w", r.Type, r.Soft, r.Hard, os.NewSyscallError("setrlimit", err))
+	}
+	return nil
+}
+
+// clearInheritable empties this thread's inheritable set, keeping its permitted and effective
+// sets (capget(2) and capset(2) directly: nothing else of the capability state is needed).
+func clearInheritable() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("clear the inheritable capabilities: %w", os.NewSyscallError("capget", err))
+	}
+	data[0].Inheritable, data[1].Inheritable = 0, 0
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("clear the inheritable capabilities: %w", os.NewSyscallError("capset", err))
 	}
 	return nil
 }
