@@ -17,7 +17,6 @@ import (
 	"go.podman.io/image/v5/pkg/shortnames"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
-	graphdriver "go.podman.io/storage/drivers"
 )
 
 // saveRecord writes the record of an image the user fetched as imageRef, and the names it is
@@ -117,9 +116,9 @@ func (s *Store) record(ctx context.Context, sys *types.SystemContext, ref types.
 			if err != nil {
 				return nil, fmt.Errorf("find layer %s: %w", id, err)
 			}
-			meta, err := driver.Metadata(id)
-			if err != nil || meta["UpperDir"] == "" {
-				return nil, fmt.Errorf("find the directory of layer %s: %w", id, err)
+			dir, err := layerDir(driver, id)
+			if err != nil {
+				return nil, err
 			}
 			// <home>/<id>/link holds the short name of <home>/l/<name> → ../<id>/diff, which keeps
 			// the options of a mount of many layers within a page.
@@ -127,15 +126,15 @@ func (s *Store) record(ctx context.Context, sys *types.SystemContext, ref types.
 			if err != nil {
 				return nil, fmt.Errorf("read the short name of layer %s: %w", id, err)
 			}
-			rec.Layers = append(rec.Layers, imageindex.Layer{ID: id, Dir: meta["UpperDir"], Link: "l/" + strings.TrimSpace(string(link))})
+			rec.Layers = append(rec.Layers, imageindex.Layer{ID: id, Dir: dir, Link: "l/" + strings.TrimSpace(string(link))})
 			id = layer.Parent
 		}
 	case "vfs":
 		// Each vfs layer is a whole root filesystem: the top one is the image.
 		if img.TopLayer != "" {
-			dir, err := driver.Get(img.TopLayer, graphdriver.MountOpts{})
+			dir, err := layerDir(driver, img.TopLayer)
 			if err != nil {
-				return nil, fmt.Errorf("find the directory of layer %s: %w", img.TopLayer, err)
+				return nil, err
 			}
 			rec.Layers = []imageindex.Layer{{ID: img.TopLayer, Dir: dir}}
 		}

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"go.podman.io/storage"
-	graphdriver "go.podman.io/storage/drivers"
 )
 
 // The vfs driver cannot be mounted as layers: a pod's root filesystem is a copy of the image, made
@@ -49,8 +48,7 @@ func (s *Store) CreateRootfs(podUUID, imageID string) (string, error) {
 	case c.ImageID != img.ID:
 		return "", fail(fmt.Errorf("it exists already, made from image %s", c.ImageID))
 	}
-	// For vfs, Get only names the layer's directory; nothing is mounted.
-	dir, err := driver.Get(c.LayerID, graphdriver.MountOpts{})
+	dir, err := layerDir(driver, c.LayerID)
 	if err != nil {
 		return "", fail(err)
 	}

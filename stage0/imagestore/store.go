@@ -243,7 +243,11 @@ func formatIDMap(m []specs.LinuxIDMapping) string {
 func layerDir(driver graphdriver.Driver, id string) (string, error) {
 	if driver.String() == "vfs" {
 		// For vfs, Get only names the layer's directory; nothing is mounted.
-		return driver.Get(id, graphdriver.MountOpts{})
+		dir, err := driver.Get(id, graphdriver.MountOpts{})
+		if err != nil {
+			return "", fmt.Errorf("find the directory of layer %s: %w", id, err)
+		}
+		return dir, nil
 	}
 	meta, err := driver.Metadata(id)
 	if err != nil || meta["UpperDir"] == "" {
