@@ -12,6 +12,7 @@ import (
 	"github.com/kite-runtime/kite/stage0/imageindex"
 	"github.com/kite-runtime/kite/stage0/imagestore"
 	"go.podman.io/image/v5/types"
+	"golang.org/x/term"
 )
 
 // fetchAction stores images and prints each one's imageindex.Record as a line of JSON:
@@ -108,7 +109,7 @@ func (a *fetchAction) options(g *globals) (imagestore.FetchOptions, error) {
 	if reg := datadir.RegistriesDir(config); config != "" && isDir(reg) {
 		opts.RegistriesDir = reg
 	}
-	if !a.quiet && isTerminal(os.Stderr) {
+	if !a.quiet && term.IsTerminal(int(os.Stderr.Fd())) {
 		opts.Progress = os.Stderr
 	}
 	return opts, nil

@@ -15,6 +15,7 @@ import (
 	"github.com/kite-runtime/kite/pkg/exitcode"
 	"github.com/kite-runtime/kite/stage0/imagestore"
 	"go.podman.io/storage"
+	"golang.org/x/term"
 )
 
 // imageAction manages the stored images:
@@ -77,15 +78,7 @@ func (a *imageAction) parse(args []string) error {
 func (a *imageAction) needsStore() bool { return true }
 
 func (a *imageAction) run(ctx context.Context, g *globals) error {
-	st, err := imagestore.Open(g.dir, g.driver)
-	if err != nil {
-		return err
-	}
-	err = a.runOn(ctx, g, st)
-	if cerr := st.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return withStore(g, func(st *imagestore.Store) error { return a.runOn(ctx, g, st) })
 }
 
 func (a *imageAction) runOn(ctx context.Context, g *globals, st *imagestore.Store) error {
@@ -137,7 +130,7 @@ func (a *imageAction) runOn(ctx context.Context, g *globals, st *imagestore.Stor
 			return err
 		}
 		opts := imagestore.FetchOptions{InsecureRegistries: g.insecure.Registries, AuthFile: a.authFile}
-		if !a.quiet && isTerminal(os.Stderr) {
+		if !a.quiet && term.IsTerminal(int(os.Stderr.Fd())) {
 			opts.Progress = os.Stderr
 		}
 		return st.Export(ctx, img, a.args[1], opts, g.dir)

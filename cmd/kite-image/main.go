@@ -38,7 +38,6 @@ import (
 	"github.com/kite-runtime/kite/stage0/imagestore"
 	"github.com/sirupsen/logrus"
 	"go.podman.io/storage/pkg/reexec"
-	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -113,6 +112,19 @@ func run(args []string) int {
 		return code
 	}
 	return fail(act.run(ctx, g))
+}
+
+// withStore runs f on the store, open for f alone; an error closing it counts when f succeeded.
+func withStore(g *globals, f func(*imagestore.Store) error) error {
+	st, err := imagestore.Open(g.dir, g.driver)
+	if err != nil {
+		return err
+	}
+	err = f(st)
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // fail prints err, if any, and returns the exit status for it.
@@ -211,11 +223,6 @@ func settleHome() {
 	if u, err := user.LookupId(strconv.Itoa(os.Getuid())); err == nil && filepath.IsAbs(u.HomeDir) {
 		os.Setenv("HOME", u.HomeDir)
 	}
-}
-
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }
 
 // settleRuntimeDir points XDG_RUNTIME_DIR at kite's private runtime directory when the environment

@@ -38,20 +38,15 @@ func (a *rootfsAction) parse(args []string) error {
 func (a *rootfsAction) needsStore() bool { return true }
 
 func (a *rootfsAction) run(_ context.Context, g *globals) error {
-	st, err := imagestore.Open(g.dir, g.driver)
-	if err != nil {
-		return err
+	if a.remove {
+		return withStore(g, func(st *imagestore.Store) error { return st.RemoveRootfs(a.pod) })
 	}
 	var dir string
-	if a.remove {
-		err = st.RemoveRootfs(a.pod)
-	} else {
+	err := withStore(g, func(st *imagestore.Store) (err error) {
 		dir, err = st.CreateRootfs(a.pod, a.imageID)
-	}
-	if cerr := st.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil || a.remove {
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	_, err = fmt.Println(dir)

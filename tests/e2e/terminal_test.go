@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -13,26 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// screen collects what a pseudo-terminal's controlling side reads.
-type screen struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *screen) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *screen) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
 // waitScreen waits until the terminal shows want.
-func waitScreen(t *testing.T, s *screen, p *proc, want string) {
+func waitScreen(t *testing.T, s *syncBuffer, p *proc, want string) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for !strings.Contains(s.String(), want) {
@@ -55,10 +35,10 @@ func waitScreen(t *testing.T, s *screen, p *proc, want string) {
 // the pod's devpts, sized like the caller's and resized with it, and with -i the caller's keys.
 func TestTerminal(t *testing.T) {
 	dir := sharedDir(t, "busybox")
-	start := func(flags []string, script string) (*proc, *os.File, *screen) {
+	start := func(flags []string, script string) (*proc, *os.File, *syncBuffer) {
 		t.Helper()
 		ptmx, tty := openPTY(t)
-		out := &screen{}
+		out := &syncBuffer{}
 		go io.Copy(out, ptmx)
 		o := &options{stdin: tty, stdout: tty, stderr: tty}
 		args := append(append([]string{"run"}, flags...), layoutRef("busybox"), "--", "sh", "-c", script)
