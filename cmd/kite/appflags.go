@@ -27,6 +27,8 @@ func appOptions(c *cli.Context) (spec.Options, error) {
 	}
 	opts.AllCapabilities = insecure["capabilities"]
 	opts.UnmaskedPaths = insecure["paths"]
+	opts.NoSeccomp = insecure["seccomp"]
+	opts.Seccomp = c.String("seccomp")
 	opts.AllowNewPrivileges = !c.Bool("no-new-privileges")
 	opts.CapsRetain = splitList(c.StringSlice("caps-retain"), c.StringSlice("cap-add"))
 	opts.CapsRemove = splitList(c.StringSlice("caps-remove"), c.StringSlice("cap-drop"))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -71,13 +72,18 @@ var errSilent = errors.New("")
 
 // run runs kite-image with args and returns its stdout. kite-image prints its own errors.
 func (h *imageHelper) run(args ...string) ([]byte, error) {
+	return h.runInput(nil, args...)
+}
+
+// runInput is run with stdin read from in (nil: /dev/null).
+func (h *imageHelper) runInput(in io.Reader, args ...string) ([]byte, error) {
 	path, err := libexecPath("kite-image")
 	if err != nil {
 		return nil, err
 	}
 	var out bytes.Buffer
 	cmd := exec.Command(path, append(append([]string{}, h.globals...), args...)...)
-	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, &out, os.Stderr
 	// A kite killed while kite-image works must not leave it running: SIGTERM makes it undo a
 	// half-done fetch and exit.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}

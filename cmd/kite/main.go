@@ -110,14 +110,15 @@ func dataDir(c *cli.Context) (datadir.Dir, error) {
 }
 
 // insecureValues are the checks --insecure-options can turn off.
-var insecureValues = []string{"image", "tls", "http", "capabilities", "paths"}
+var insecureValues = []string{"image", "tls", "http", "capabilities", "paths", "seccomp"}
 
 func insecureFlag() cli.Flag {
 	return &cli.StringFlag{
 		Name: "insecure-options",
 		Usage: "comma-separated checks to skip: image (use images without verifying their signatures), " +
 			"tls and http (let registries answer over plain HTTP or with certificates that do not verify), " +
-			"capabilities (keep every capability of the pod's user namespace), paths (do not mask or write-protect the kernel's /proc and /sys files)",
+			"capabilities (keep every capability of the pod's user namespace), paths (do not mask or write-protect the kernel's /proc and /sys files), " +
+			"seccomp (run the app without a system call filter)",
 	}
 }
 

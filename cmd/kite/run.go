@@ -29,6 +29,19 @@ stored yet is fetched first; --pull-policy says when kite contacts a registry
 for one that is. ARGS after -- replace the image's Cmd; --exec replaces its
 Entrypoint.
 
+System calls:
+   The app runs under Docker's default seccomp profile, adjusted to its
+   capabilities: a call it denies fails with EPERM. --seccomp replaces it:
+   mode=retain allows only the calls listed, mode=remove denies them and
+   allows the rest; errno=ENAME is what a denied call returns (EPERM by
+   default). Groups, derived from Docker's profile without its argument
+   checks: @kite/default-allow (what the default profile allows this app),
+   @docker/default-allow (what it allows an app without capabilities),
+   @kite/default-deny (what it allows only with capabilities beyond the
+   default set: mount, modules, reboot, clocks, bpf...; and keyctl, kexec,
+   vm86 and other calls it allows no app), @all.
+   --insecure-options=seccomp runs the app without a filter.
+
 Exit status:
    N        the app exited with status N
    128+N    the app was killed by signal N
@@ -39,6 +52,7 @@ Exit status:
 Examples:
    kite run oci:./layout:app -- sh -c 'echo hi; exit 7'
    kite run --exec /bin/id oci-archive:./app.tar
+   kite run --seccomp mode=remove,errno=ENOSYS,@kite/default-deny,ptrace IMAGE
    kite run docker://registry.example:5000/team/app:1.2 -- --port 8080`,
 		Flags: append(fetchFlags(pullNew),
 			&cli.StringFlag{Name: "exec", Usage: "run `PATH` instead of the image's Entrypoint"},
@@ -67,6 +81,7 @@ Examples:
 			&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the app a terminal of its own, sized like yours and resized with it (needs a terminal on kite's stdin)"},
 			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "give the app kite's stdin; without it the app reads /dev/null"},
 			&cli.BoolFlag{Name: "no-new-privileges", Value: true, Usage: "set no_new_privs: setuid binaries and file capabilities grant nothing in the app (--no-new-privileges=false to allow them)"},
+			&cli.StringFlag{Name: "seccomp", Usage: "the app's system call filter instead of the default profile: `mode=retain|remove[,errno=ENAME],SYSCALL|@GROUP,...` (see below)"},
 		),
 		OnUsageError: usageError,
 		// -it, as podman and docker users type it.
@@ -127,7 +142,12 @@ func runAction(c *cli.Context) error {
 	if c.Args().Len() > 1 {
 		opts.Args = appArgs
 	}
-	s, emptyVolumes, err := spec.Generate(rec, opts)
+	cfg, err := spec.Generate(rec, opts)
+	if err != nil {
+		return err
+	}
+	s := cfg.Spec
+	filter, err := seccompFilter(fetch.helper, s.Linux.Seccomp, cfg.SeccompNames)
 	if err != nil {
 		return err
 	}
@@ -148,7 +168,9 @@ func runAction(c *cli.Context) error {
 			return err
 		}
 	}
-	p, err := pod.Create(d, id, image, rec, copyDir, s, emptyVolumes)
+	p, err := pod.Create(d, id, pod.Contents{
+		ImageRef: image, Image: rec, CopyDir: copyDir, Spec: s, EmptyVolumes: cfg.EmptyVolumes, SeccompFilter: filter,
+	})
 	if err != nil {
 		if copyDir != "" {
 			fetch.helper.removePodCopy(id)

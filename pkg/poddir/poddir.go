@@ -17,6 +17,7 @@ const (
 	ConfigFile     = "config.json" // OCI runtime-spec document: what stage1 sets up
 	PodFile        = "pod.json"    // Pod: identity and the apps' images
 	RootfsFile     = "rootfs.json" // Rootfs: how to assemble the app's root filesystem
+	SeccompFile    = "seccomp.bpf" // config.json's seccomp filter compiled to BPF (struct sock_filter[])
 	PidFile        = "pid"         // host PID of the pod's init, written once it runs
 	ExitStatusFile = "exit-status" // ExitStatus, written when the pod ends
 	RootfsDir      = "rootfs"      // mount point of the assembled root filesystem

@@ -1,7 +1,8 @@
-// Package podfork owns starting a pod's init: a fork into the pod's new namespaces that waits,
-// before its exec, until its uid and gid maps are written. stage0 forks, maps and releases it just
-// before it execs stage1, so the fork shares memory copy-on-write with a running process only
-// briefly, and the init's start overlaps with the monitor's.
+// Package podfork owns the two forks kite makes with raw system calls between fork and exec. One
+// starts a pod's init: a fork into the pod's new namespaces that waits, before its exec, until its
+// uid and gid maps are written; stage0 forks, maps and releases it just before it execs stage1, so
+// the fork shares memory copy-on-write with a running process only briefly, and the init's start
+// overlaps with the monitor's. The other, StartApp, starts the app from the init.
 package podfork
 
 import (
@@ -123,6 +124,21 @@ type childArgs struct {
 	path, argv, env, sync uintptr
 }
 
+// resetSignals puts every signal of a forked child back to its default disposition, then unblocks
+// them all. Dispositions first, so that a signal unblocked here can no longer reach the Go
+// handlers of the child's copy of its parent.
+//
+//go:nosplit
+//go:norace
+func resetSignals() {
+	var dfl [4]uint64 // struct sigaction, zero: SIG_DFL, no flags, empty mask
+	for sig := uintptr(1); sig <= 64; sig++ {
+		syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&dfl[0])), 0, 8, 0, 0)
+	}
+	var none uint64
+	syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&none)), 0, 8, 0, 0)
+}
+
 // forkInit is the fork. In the child it never returns.
 //
 //go:nosplit
@@ -138,15 +154,9 @@ func forkInit(flags uintptr, a *childArgs) (int, syscall.Errno) {
 	var buf [128]byte
 	n, _, e := syscall.RawSyscall(syscall.SYS_READ, a.sync, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
 	if e == 0 && n > 0 {
-		// The init, and through it the app, starts as a new program should: every signal at its
-		// default disposition and none blocked. Dispositions first, so that a signal unblocked
-		// here can no longer reach the Go handlers of this copy of the parent.
-		var dfl [4]uint64 // struct sigaction, zero: SIG_DFL, no flags, empty mask
-		for sig := uintptr(1); sig <= 64; sig++ {
-			syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&dfl[0])), 0, 8, 0, 0)
-		}
-		var none uint64
-		syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&none)), 0, 8, 0, 0)
+		// The init starts as a new program should: every signal at its default disposition and
+		// none blocked.
+		resetSignals()
 		syscall.RawSyscall(syscall.SYS_FCNTL, a.sync, syscall.F_SETFD, 0)
 		syscall.RawSyscall(syscall.SYS_EXECVE, a.path, a.argv, a.env)
 	}

@@ -91,5 +91,8 @@ func (d Dir) PrivateRuntimeDir() string { return filepath.Join(d.Root, "run") }
 // Images holds one record per stored image, named by the digest of the manifest it was fetched by.
 func (d Dir) Images() string { return filepath.Join(d.Root, "images") }
 
+// SeccompFilters holds compiled seccomp filters, one file per profile named by its hash.
+func (d Dir) SeccompFilters() string { return filepath.Join(d.Root, "seccomp") }
+
 // PodsIn is the directory of pods in the given state.
 func (d Dir) PodsIn(state string) string { return filepath.Join(d.Root, "pods", state) }

@@ -50,10 +50,28 @@ func New() (string, error) {
 // ShortID is the first eight hex digits of a pod UUID.
 func ShortID(id string) string { return id[:8] }
 
-// Create writes the pod directory for one app and moves it into the run state. copyDir is the
-// pod's own copy of the image for a store without overlayfs (rec.Driver "vfs"), else empty;
-// empty lists the empty volumes stage1 makes. On failure nothing is left behind.
-func Create(d datadir.Dir, id, imageRef string, rec *imageindex.Record, copyDir string, s *specs.Spec, empty []poddir.EmptyVolume) (_ *Pod, err error) {
+// Contents is what a pod directory holds for one app.
+type Contents struct {
+	// ImageRef is the image as the user named it; Image its record.
+	ImageRef string
+	Image    *imageindex.Record
+	// CopyDir is the pod's own copy of the image for a store without overlayfs (Image.Driver
+	// "vfs"), else empty.
+	CopyDir string
+	Spec    *specs.Spec
+	// EmptyVolumes lists the empty volumes stage1 makes.
+	EmptyVolumes []poddir.EmptyVolume
+	// SeccompFilter is Spec's seccomp profile compiled to BPF; nil when Spec has none.
+	SeccompFilter []byte
+}
+
+// Create writes the pod directory for one app and moves it into the run state. On failure
+// nothing is left behind.
+func Create(d datadir.Dir, id string, c Contents) (_ *Pod, err error) {
+	rec, s := c.Image, c.Spec
+	if (s.Linux.Seccomp != nil) != (c.SeccompFilter != nil) {
+		return nil, errors.New("create pod: the seccomp profile and its compiled filter must come together")
+	}
 	embryos := d.PodsIn(StateEmbryo)
 	if err := os.MkdirAll(embryos, 0o700); err != nil {
 		return nil, fmt.Errorf("create pod: %w", err)
@@ -83,16 +101,21 @@ func Create(d datadir.Dir, id, imageRef string, rec *imageindex.Record, copyDir 
 	}
 	podDoc := poddir.Pod{
 		SchemaVersion: poddir.SchemaVersion, UUID: id, Hostname: s.Hostname, Created: time.Now().UTC(),
-		Apps: []poddir.App{{Name: appName(rec), Image: imageRef, ImageID: rec.ID, ManifestDigest: rec.ManifestDigest}},
+		Apps: []poddir.App{{Name: appName(rec), Image: c.ImageRef, ImageID: rec.ID, ManifestDigest: rec.ManifestDigest}},
 	}
 	running := d.PodsIn(StateRun)
 	final := filepath.Join(running, id)
 	// stage1 finds the upper and work dirs where the pod will be once it runs.
-	layers, err := rootfsDoc(rec, copyDir, final)
+	layers, err := rootfsDoc(rec, c.CopyDir, final)
 	if err != nil {
 		return nil, err
 	}
-	layers.EmptyVolumes = empty
+	layers.EmptyVolumes = c.EmptyVolumes
+	if c.SeccompFilter != nil {
+		if err := os.WriteFile(filepath.Join(dir, poddir.SeccompFile), c.SeccompFilter, 0o600); err != nil {
+			return nil, fmt.Errorf("create pod: %w", err)
+		}
+	}
 	for name, doc := range map[string]any{poddir.ConfigFile: s, poddir.PodFile: podDoc, poddir.RootfsFile: layers} {
 		if err := poddir.CreateJSON(dir, name, doc); err != nil {
 			return nil, fmt.Errorf("create pod: %w", err)

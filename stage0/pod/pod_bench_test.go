@@ -30,11 +30,11 @@ func BenchmarkCreate(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		s, _, err := spec.Generate(rec, spec.Options{Hostname: "kite-" + ShortID(id)})
+		c, err := spec.Generate(rec, spec.Options{Hostname: "kite-" + ShortID(id), NoSeccomp: true})
 		if err != nil {
 			b.Fatal(err)
 		}
-		p, err := Create(d, id, "oci:/x:busybox", rec, "", s, nil)
+		p, err := Create(d, id, Contents{ImageRef: "oci:/x:busybox", Image: rec, Spec: c.Spec})
 		if err != nil {
 			b.Fatal(err)
 		}

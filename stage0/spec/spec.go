@@ -4,6 +4,7 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -45,6 +46,10 @@ type Options struct {
 	AllCapabilities        bool
 	// AllowNewPrivileges leaves no_new_privs off (--no-new-privileges=false).
 	AllowNewPrivileges bool
+	// Seccomp is the --seccomp filter (mode=retain|remove,...); "" means kite's default profile.
+	// NoSeccomp runs the app without a filter (--insecure-options=seccomp).
+	Seccomp   string
+	NoSeccomp bool
 	// UnmaskedPaths leaves the kernel's sensitive /proc and /sys paths visible and writable
 	// (--insecure-options=paths).
 	UnmaskedPaths bool
@@ -83,19 +88,36 @@ func ValidHostname(h string) error {
 	return nil
 }
 
-// Generate builds config.json for running image rec with opts, and lists the empty volumes stage1
-// makes for it.
-func Generate(rec *imageindex.Record, opts Options) (*specs.Spec, []poddir.EmptyVolume, error) {
+// Config is config.json for one app, and what stage0 prepares beside it.
+type Config struct {
+	Spec *specs.Spec
+	// EmptyVolumes are the empty volumes stage1 makes in the pod directory.
+	EmptyVolumes []poddir.EmptyVolume
+	// SeccompNames are the system calls --seccomp named one by one: the filter's compiler must
+	// know every one (a misspelt name must not leave a call allowed).
+	SeccompNames []string
+}
+
+// Generate builds config.json for running image rec with opts.
+func Generate(rec *imageindex.Record, opts Options) (*Config, error) {
 	s, err := generate(rec, opts)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	mounts, empty, err := volumeMounts(opts.Volumes, opts.MountPoints)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	s.Mounts = append(s.Mounts, mounts...)
-	return s, empty, nil
+	c := &Config{Spec: s, EmptyVolumes: empty}
+	if !opts.NoSeccomp {
+		if s.Linux.Seccomp, c.SeccompNames, err = seccompProfile(opts.Seccomp, s.Process.Capabilities); err != nil {
+			return nil, err
+		}
+	} else if opts.Seccomp != "" {
+		return nil, errors.New("--seccomp and --insecure-options=seccomp contradict each other: give one")
+	}
+	return c, nil
 }
 
 func generate(rec *imageindex.Record, opts Options) (*specs.Spec, error) {

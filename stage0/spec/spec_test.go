@@ -48,11 +48,11 @@ func TestArgs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &imageindex.Record{Config: img, Layers: []imageindex.Layer{layer(t, nil)}}
-			s, _, err := Generate(rec, tt.opts)
+			c, err := Generate(rec, tt.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(s.Process.Args, tt.want) {
+			if s := c.Spec; !reflect.DeepEqual(s.Process.Args, tt.want) {
 				t.Errorf("args = %q, want %q", s.Process.Args, tt.want)
 			}
 		})
@@ -61,7 +61,7 @@ func TestArgs(t *testing.T) {
 
 func TestNoCommand(t *testing.T) {
 	rec := &imageindex.Record{Name: "x", Layers: []imageindex.Layer{layer(t, nil)}}
-	if _, _, err := Generate(rec, Options{}); err == nil {
+	if _, err := Generate(rec, Options{}); err == nil {
 		t.Fatal("an image with no Entrypoint or Cmd and no args was accepted")
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 
 	"github.com/kite-runtime/kite/pkg/exitcode"
 	"github.com/kite-runtime/kite/pkg/idmap"
@@ -34,6 +33,9 @@ type podConfig struct {
 	Linux       struct {
 		MaskedPaths   []string `json:"maskedPaths"`
 		ReadonlyPaths []string `json:"readonlyPaths"`
+		// Seccomp is only looked at for being there: the init loads the filter stage0 compiled
+		// from it into the pod directory.
+		Seccomp *struct{} `json:"seccomp"`
 	} `json:"linux"`
 }
 
@@ -96,6 +98,13 @@ func run(conn *syncproto.Conn, podDir string) error {
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, append(ForwardedSignals, unix.SIGCHLD)...)
 
+	var filter []byte
+	if spec.Linux.Seccomp != nil {
+		var err error
+		if filter, err = os.ReadFile(filepath.Join(podDir, poddir.SeccompFile)); err != nil {
+			return fmt.Errorf("read the app's seccomp filter: %w", err)
+		}
+	}
 	if err := makeEmptyVolumes(podDir, layers.EmptyVolumes); err != nil {
 		return err
 	}
@@ -126,7 +135,7 @@ func run(conn *syncproto.Conn, podDir string) error {
 	if err != nil {
 		return err
 	}
-	pid, term, err := startApp(spec.Process, preserved)
+	pid, term, err := startApp(spec.Process, preserved, filter)
 	if err != nil {
 		return err
 	}
@@ -216,9 +225,10 @@ func reap(app int, sigs <-chan os.Signal, term *terminal) unix.WaitStatus {
 	panic("unreachable: the signal channel is never closed")
 }
 
-// startApp execs the app with its user, groups, environment and working directory, and the
-// descriptors 0, 1, 2 (its terminal, with --tty) and the preserved ones from 3 on.
-func startApp(p *specs.Process, preserved int) (int, *terminal, error) {
+// startApp execs the app with its user, groups, environment and working directory, the
+// descriptors 0, 1, 2 (its terminal, with --tty) and the preserved ones from 3 on, and its
+// seccomp filter.
+func startApp(p *specs.Process, preserved int, filter []byte) (int, *terminal, error) {
 	if len(p.Args) == 0 {
 		return 0, nil, &exitcode.CodedError{Code: exitcode.NotFound, Err: errors.New("the app has no command: the image sets no Entrypoint or Cmd; give one after --")}
 	}
@@ -229,33 +239,24 @@ func startApp(p *specs.Process, preserved int) (int, *terminal, error) {
 	if err := refuseStage1(path); err != nil {
 		return 0, nil, err
 	}
-	cwd := p.Cwd
-	if cwd == "" {
-		cwd = "/"
+	app := &podfork.App{Path: path, Args: p.Args, Env: p.Env, Dir: p.Cwd, FDs: 3 + preserved, Filter: filter}
+	if app.Dir == "" {
+		app.Dir = "/"
 	}
 	// Only stdio and the descriptors the caller passed on reach the app.
-	if err := podfork.CloseExtraFDs(3 + preserved); err != nil {
+	if err := podfork.CloseExtraFDs(app.FDs); err != nil {
 		return 0, nil, err
-	}
-	files := []uintptr{0, 1, 2}
-	for fd := 3; fd < 3+preserved; fd++ {
-		files = append(files, uintptr(fd))
 	}
 	if p.User.Umask != nil {
 		// The app inherits it across the fork and exec.
 		unix.Umask(int(*p.User.Umask))
 	}
-	cred, err := credential(p.User)
-	if err != nil {
+	if err := setIDs(app, p.User); err != nil {
 		return 0, nil, err
 	}
-	sys := &syscall.SysProcAttr{
-		// The app leads its own session: the caller's terminal signals reach it once, through the
-		// monitor, and without a terminal of its own it cannot inject input into the caller's
-		// (TIOCSTI, CVE-2017-5226).
-		Setsid:     true,
-		Credential: cred,
-	}
+	// Loading a filter takes CAP_SYS_ADMIN or no_new_privs; an app setuid(2) takes away from
+	// root has neither.
+	app.FilterFirst = !p.NoNewPrivileges && p.User.UID != 0
 	var term *terminal
 	if p.Terminal {
 		t, slave, err := newTerminal(p)
@@ -264,16 +265,18 @@ func startApp(p *specs.Process, preserved int) (int, *terminal, error) {
 		}
 		defer slave.Close()
 		term = t
-		files[0], files[1], files[2] = slave.Fd(), slave.Fd(), slave.Fd()
-		sys.Setctty, sys.Ctty = true, 0
+		app.Terminal = slave
 	}
-	attr := &syscall.ProcAttr{Dir: cwd, Env: p.Env, Files: files, Sys: sys}
-	pid, err := syscall.ForkExec(path, p.Args, attr)
+	pid, err := podfork.StartApp(app)
 	if err != nil {
 		if term != nil {
 			term.master.Close()
 		}
-		return 0, nil, execError(p.Args[0], err)
+		var ee *podfork.ExecError
+		if errors.As(err, &ee) {
+			return 0, nil, execError(p.Args[0], ee.Errno, filter != nil)
+		}
+		return 0, nil, err
 	}
 	if term != nil {
 		term.relay()
@@ -296,12 +299,16 @@ func refuseStage1(path string) error {
 	return nil
 }
 
-func execError(name string, err error) error {
+func execError(name string, errno unix.Errno, filtered bool) error {
 	code := exitcode.NotExecutable
-	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+	if errno == unix.ENOENT || errno == unix.ENOTDIR {
 		code = exitcode.NotFound
 	}
-	return &exitcode.CodedError{Code: code, Err: fmt.Errorf("exec %s: %w", name, err)}
+	err := fmt.Errorf("exec %s: %w", name, errno)
+	if errno == unix.EPERM && filtered {
+		err = fmt.Errorf("exec %s: %w (does the --seccomp filter allow execve?)", name, errno)
+	}
+	return &exitcode.CodedError{Code: code, Err: err}
 }
 
 // lookPath finds name in the app's PATH (not init's), inside the pod's root.
@@ -337,40 +344,40 @@ func lookPath(name string, env []string) (string, error) {
 	return "", &exitcode.CodedError{Code: exitcode.NotFound, Err: fmt.Errorf("exec %s: not found in PATH %s inside the image", name, pathEnv)}
 }
 
-// credential checks that the app's ids exist in the pod's user namespace, where an unmapped id
-// would make setuid(2) fail with a bare EINVAL, and builds the credential to start the app with.
-func credential(u specs.User) (*syscall.Credential, error) {
+// setIDs checks that the app's ids exist in the pod's user namespace, where an unmapped id
+// would make setuid(2) fail with a bare EINVAL, and sets them on app.
+func setIDs(app *podfork.App, u specs.User) error {
 	uids, err := idmap.Read("/proc/self/uid_map")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	gids, err := idmap.Read("/proc/self/gid_map")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	unmapped := func(kind string, id uint32, m []specs.LinuxIDMapping) error {
 		return fmt.Errorf("run the app as %s %d: it is not mapped in the pod's user namespace (only %s are); "+
 			"give the user a subordinate id range in /etc/subuid and /etc/subgid, or run the app as root", kind, id, idmap.Ranges(m))
 	}
 	if !idmap.Contains(uids, u.UID) {
-		return nil, unmapped("uid", u.UID, uids)
+		return unmapped("uid", u.UID, uids)
 	}
 	if !idmap.Contains(gids, u.GID) {
-		return nil, unmapped("gid", u.GID, gids)
+		return unmapped("gid", u.GID, gids)
 	}
-	cred := &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: append([]uint32{}, u.AdditionalGids...)}
 	for _, g := range u.AdditionalGids {
 		if !idmap.Contains(gids, g) {
-			return nil, unmapped("supplementary gid", g, gids)
+			return unmapped("supplementary gid", g, gids)
 		}
 	}
+	app.UID, app.GID, app.Groups = u.UID, u.GID, u.AdditionalGids
 	// Where the monitor had to deny setgroups(2) to map the caller's gid alone, the app keeps the
 	// (unmapped, powerless) groups it inherits; setgroups would fail.
 	if deny, _ := os.ReadFile("/proc/self/setgroups"); strings.TrimSpace(string(deny)) == "deny" {
 		if len(u.AdditionalGids) > 0 {
-			return nil, fmt.Errorf("set supplementary groups %v: setgroups is denied in this pod's single-id user namespace; give the user a subordinate id range in /etc/subgid", u.AdditionalGids)
+			return fmt.Errorf("set supplementary groups %v: setgroups is denied in this pod's single-id user namespace; give the user a subordinate id range in /etc/subgid", u.AdditionalGids)
 		}
-		cred.NoSetGroups = true
+		app.KeepGroups = true
 	}
-	return cred, nil
+	return nil
 }

@@ -1,6 +1,6 @@
 // Command probe is copied into kite's test images and reports what a containerized app sees:
 // identity, privileges, mounts and fds (info), file owners (stat), signal delivery (trap), reaping
-// (zombies), stdio plumbing (output) and exit codes (exit). Its JSON is defined in tests/probe/report.
+// (zombies), stdio plumbing (output), exit codes (exit) and system call filters (syscall). Its JSON is defined in tests/probe/report.
 //
 // It must stay static (CGO_ENABLED=0) because test images have no libc. It must not open fds the
 // app did not inherit, or `probe info` would report them as leaked: so it reads /proc with raw
@@ -24,6 +24,7 @@ const usage = `usage:
   probe zombies        print how many processes in /proc are zombies
   probe output BYTES   write BYTES pattern bytes to stdout and to stderr in alternating 4 KiB chunks
   probe exit N         exit with status N
+  probe syscall NAME   make system call NAME (getppid, keyctl, mount), print "NAME: ok" or "NAME: ERRNO"
 `
 
 // Exit statuses of the probe itself; `probe exit N` uses N instead.
@@ -56,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdOutput(args, stdout, stderr)
 	case "exit":
 		return cmdExit(args, stderr)
+	case "syscall":
+		return cmdSyscall(args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
