@@ -58,6 +58,8 @@ type options struct {
 	extraFiles []*os.File
 	// stdin, when set, is kite's stdin; otherwise kite reads /dev/null.
 	stdin *os.File
+	// bin, when set, is the directory of the kite binaries to run instead of binDir.
+	bin string
 }
 
 // proc is a running kite.
@@ -77,7 +79,11 @@ func startKite(dir string, o *options, args ...string) (*proc, error) {
 	if o == nil {
 		o = &options{}
 	}
-	cmd := exec.Command(filepath.Join(binDir, "kite"), append([]string{"--dir", dir}, args...)...)
+	bin := binDir
+	if o.bin != "" {
+		bin = o.bin
+	}
+	cmd := exec.Command(filepath.Join(bin, "kite"), append([]string{"--dir", dir}, args...)...)
 	cmd.Env = mergeEnv(os.Environ(), o.env)
 	p := &proc{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
