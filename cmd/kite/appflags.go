@@ -46,6 +46,21 @@ func appOptions(c *cli.Context) (spec.Options, error) {
 		}
 		opts.OOMScoreAdj = &adj
 	}
+	if v := c.String("memory"); v != "" {
+		if opts.Memory, err = spec.ParseMemory(v); err != nil {
+			return opts, err
+		}
+	}
+	if v := c.String("cpu"); v != "" {
+		if opts.CPUQuota, err = spec.ParseCPU(v); err != nil {
+			return opts, err
+		}
+	}
+	if c.IsSet("pids-limit") {
+		if opts.PidsLimit = c.Int64("pids-limit"); opts.PidsLimit < 1 {
+			return opts, fmt.Errorf("--pids-limit %d: give at least 1", opts.PidsLimit)
+		}
+	}
 	if c.Bool("inherit-env") {
 		opts.Inherited = os.Environ()
 	}

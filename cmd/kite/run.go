@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strconv"
 
+	"github.com/kite-runtime/kite/pkg/podcgroup"
 	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/stage0/imageindex"
 	"github.com/kite-runtime/kite/stage0/pod"
@@ -41,6 +42,14 @@ System calls:
    default set: mount, modules, reboot, clocks, bpf...; and keyctl, kexec,
    vm86 and other calls it allows no app), @all.
    --insecure-options=seccomp runs the app without a filter.
+
+Resource limits:
+   --memory, --cpu and --pids-limit put the pod in a cgroup of its own. kite
+   has no daemon and no root, so that needs cgroup v2 with the controllers
+   delegated to you, and kite alone in its cgroup: run it from a systemd unit
+   with Delegate=yes, or under systemd-run --user --scope -p Delegate=yes.
+   Where that is not so, kite says why and exits 125 rather than run the
+   pod without the limits.
 
 Exit status:
    N        the app exited with status N
@@ -77,6 +86,9 @@ Examples:
 			&cli.StringSliceFlag{Name: "cap-drop", Usage: "same as --caps-remove `CAPS`"},
 			&cli.StringSliceFlag{Name: "ulimit", Usage: "set a resource limit of the app, `NAME=SOFT[:HARD]` (nofile, nproc, core, stack ...; a number or unlimited; repeatable)"},
 			&cli.IntFlag{Name: "oom-score-adj", Usage: "the app's oom_score_adj `N`, -1000 to 1000 (lowering it below kite's own needs privilege)"},
+			&cli.StringFlag{Name: "memory", Usage: "limit the pod's memory to `SIZE` (512m, 2g; needs a delegated cgroup v2, see below)"},
+			&cli.StringFlag{Name: "cpu", Usage: "limit the pod's CPU time to `CPUS` (1.5) or millicores (500m; needs a delegated cgroup v2)"},
+			&cli.Int64Flag{Name: "pids-limit", Usage: "limit the pod to `N` processes and threads, its init included (needs a delegated cgroup v2)"},
 			&cli.IntFlag{Name: "preserve-fds", Usage: "pass descriptors 3 to 3+`N`-1 of kite's caller on to the app (every other one is closed)"},
 			&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the app a terminal of its own, sized like yours and resized with it (needs a terminal on kite's stdin)"},
 			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "give the app kite's stdin; without it the app reads /dev/null"},
@@ -151,6 +163,10 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	cgroup, err := podcgroup.Find(s.Linux.Resources)
+	if err != nil {
+		return err
+	}
 	if c.Bool("tty") {
 		if err := withTerminal(s, c.Bool("interactive")); err != nil {
 			return err
@@ -184,7 +200,7 @@ func runAction(c *cli.Context) error {
 			return err
 		}
 	}
-	return pod.Exec(stage1, p, s)
+	return pod.Exec(stage1, p, s, cgroup)
 }
 
 func stdinFromDevNull() error {

@@ -19,6 +19,7 @@ const (
 	RootfsFile     = "rootfs.json" // Rootfs: how to assemble the app's root filesystem
 	SeccompFile    = "seccomp.bpf" // config.json's seccomp filter compiled to BPF (struct sock_filter[])
 	PidFile        = "pid"         // host PID of the pod's init, written once it runs
+	CgroupFile     = "cgroup"      // the pod's own cgroup directory, when it has limits
 	ExitStatusFile = "exit-status" // ExitStatus, written when the pod ends
 	RootfsDir      = "rootfs"      // mount point of the assembled root filesystem
 	UpperDir       = "upper"       // overlay upper dir: the app's writes

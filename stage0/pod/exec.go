@@ -3,11 +3,13 @@ package pod
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"syscall"
 
 	"github.com/kite-runtime/kite/pkg/idmap"
+	"github.com/kite-runtime/kite/pkg/podcgroup"
 	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/pkg/podfork"
 	"github.com/kite-runtime/kite/pkg/syncproto"
@@ -20,8 +22,9 @@ import (
 // `kite-stage1 run` (the monitor), which supervises it. The fork happens as late as possible, so
 // that little memory is shared copy-on-write with it, and the init's start overlaps with the
 // monitor's.
+// With cgroup, the init starts in a cgroup of the pod's own with config.json's limits.
 // It only returns on failure.
-func Exec(stage1 string, p *Pod, s *specs.Spec) error {
+func Exec(stage1 string, p *Pod, s *specs.Spec, cgroup *podcgroup.Group) (err error) {
 	// The init's parent-death signal is tied to the forking thread, which must be the one that
 	// execs (and so lives on as the monitor's main thread).
 	runtime.LockOSThread()
@@ -45,6 +48,21 @@ func Exec(stage1 string, p *Pod, s *specs.Spec) error {
 	if err != nil {
 		return err
 	}
+	var cgroupDir string
+	if cgroup != nil {
+		if cgroupDir, err = cgroup.Create(p.UUID, s.Linux.Resources); err != nil {
+			return fmt.Errorf("start pod %s: %w", p.UUID, err)
+		}
+		defer func() {
+			if err != nil {
+				podcgroup.Remove(cgroupDir)
+			}
+		}()
+		// The monitor removes it when the pod has ended.
+		if err := poddir.WriteFileAtomic(filepath.Join(p.Dir, poddir.CgroupFile), []byte(cgroupDir+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
 	parent, child, err := syncproto.Pair()
 	if err != nil {
 		return err
@@ -58,6 +76,13 @@ func Exec(stage1 string, p *Pod, s *specs.Spec) error {
 	child.Close()
 	if err != nil {
 		return fmt.Errorf("start pod %s: %w", p.UUID, err)
+	}
+	if cgroupDir != "" {
+		// Before the init runs: the app inherits it.
+		if err := podcgroup.Add(cgroupDir, pid); err != nil {
+			unix.Kill(pid, unix.SIGKILL)
+			return err
+		}
 	}
 	// Map the init's ids and let it exec: its start then overlaps with the monitor's.
 	if err := maps.Apply(pid); err != nil {

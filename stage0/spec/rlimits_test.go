@@ -33,3 +33,29 @@ func TestParseUlimit(t *testing.T) {
 		}
 	}
 }
+
+func TestParseMemory(t *testing.T) {
+	for in, want := range map[string]int64{"1048576": 1 << 20, "512m": 512 << 20, "2g": 2 << 30, "1Gi": 1 << 30, "64MB": 64 << 20, "1.5k": 1536} {
+		if got, err := ParseMemory(in); err != nil || got != want {
+			t.Errorf("ParseMemory(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "m", "-1m", "64x", "0"} {
+		if _, err := ParseMemory(in); err == nil {
+			t.Errorf("ParseMemory(%q) was accepted", in)
+		}
+	}
+}
+
+func TestParseCPU(t *testing.T) {
+	for in, want := range map[string]int64{"1": 100000, "1.5": 150000, "500m": 50000, "10m": 1000} {
+		if got, err := ParseCPU(in); err != nil || got != want {
+			t.Errorf("ParseCPU(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "5m", "0", "x", "-1"} {
+		if _, err := ParseCPU(in); err == nil {
+			t.Errorf("ParseCPU(%q) was accepted", in)
+		}
+	}
+}

@@ -56,6 +56,9 @@ type Options struct {
 	// Rlimits are the app's resource limits; OOMScoreAdj, when set, its oom_score_adj.
 	Rlimits     []specs.POSIXRlimit
 	OOMScoreAdj *int
+	// Memory (bytes), CPUQuota (per 100 ms of CPU time) and PidsLimit are the pod's cgroup
+	// limits; 0 is none.
+	Memory, CPUQuota, PidsLimit int64
 }
 
 // maskedPaths are hidden from the app, and readonlyPaths made read-only, as runc and podman do:
@@ -196,6 +199,7 @@ func generate(rec *imageindex.Record, opts Options) (*specs.Spec, error) {
 		},
 		Annotations: map[string]string{"org.opencontainers.image.ref.name": rec.Name},
 	}
+	s.Linux.Resources = resources(opts)
 	if !opts.UnmaskedPaths {
 		s.Linux.MaskedPaths = slices.Clone(maskedPaths)
 		s.Linux.ReadonlyPaths = slices.Clone(readonlyPaths)

@@ -12,10 +12,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/kite-runtime/kite/pkg/exitcode"
+	"github.com/kite-runtime/kite/pkg/podcgroup"
 	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/pkg/syncproto"
 	"github.com/kite-runtime/kite/stage1/podinit"
@@ -59,6 +61,12 @@ func run(podDir string) (int, error) {
 		unix.Kill(initPid, unix.SIGKILL)
 	}
 	ws, waitErr := waitPid(initPid)
+	// The pod's processes have all ended with its init: its cgroup can go.
+	if dir, rerr := os.ReadFile(filepath.Join(podDir, poddir.CgroupFile)); rerr == nil {
+		if rerr := podcgroup.Remove(strings.TrimSpace(string(dir))); rerr != nil && err == nil {
+			fmt.Fprintln(os.Stderr, "kite: warning:", rerr)
+		}
+	}
 	if err == nil && code == exitcode.Failed {
 		if waitErr != nil {
 			err = fmt.Errorf("wait for the pod's init: %w", waitErr)

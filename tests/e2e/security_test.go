@@ -262,3 +262,30 @@ func TestWorkingDirInProc(t *testing.T) {
 		compareListings(t, before, listing(t, dir))
 	}
 }
+
+// TestResourceLimitsRefused checks that --memory, --cpu and --pids-limit are never silently
+// dropped: kite can apply them only in a delegated cgroup v2 it is alone in, which a child of the
+// test, sharing the test's cgroup, never is. kite says so and exits 125 before making a pod.
+func TestResourceLimitsRefused(t *testing.T) {
+	dir := sharedDir(t, "busybox")
+	for _, tc := range []struct {
+		flags []string
+		hint  string
+	}{
+		{[]string{"--memory", "64m"}, "--memory cannot be applied on this host"},
+		{[]string{"--cpu", "500m"}, "--cpu cannot be applied on this host"},
+		{[]string{"--pids-limit", "10", "--memory", "1g"}, "--memory, --pids-limit cannot be applied on this host"},
+		{[]string{"--memory", "64x"}, "give a size"},
+		{[]string{"--pids-limit", "0"}, "at least 1"},
+	} {
+		before := podDirs(t, dir)
+		r := kite(t, dir, append(append([]string{"run"}, tc.flags...), layoutRef("busybox"), "--", "true")...)
+		wantCode(t, r, 125, strings.Join(tc.flags, " "))
+		if !strings.Contains(r.Stderr, tc.hint) {
+			t.Errorf("%v: stderr does not say %q: %q", tc.flags, tc.hint, r.Stderr)
+		}
+		if after := podDirs(t, dir); after != before {
+			t.Errorf("%v: pods before and after: %d, %d", tc.flags, before, after)
+		}
+	}
+}
