@@ -78,6 +78,7 @@ var actions = map[string]func() action{
 	"fetch":     func() action { return &fetchAction{} },
 	"rootfs":    func() action { return &rootfsAction{} },
 	"rm-rootfs": func() action { return &rootfsAction{remove: true} },
+	"rm-pods":   func() action { return &rmPodsAction{} },
 	"seccomp":   func() action { return &seccompAction{} },
 	"trust":     func() action { return &trustAction{} },
 	"image":     func() action { return &imageAction{} },

@@ -67,8 +67,11 @@ its exit status is kite's, and nothing of kite keeps running after it.
 Example:
    kite run oci:./layout:app -- sh -c 'echo hi'
    kite fetch docker://registry.example:5000/team/app:1.2`,
-		Flags:                     globalFlags,
-		Commands:                  append([]*cli.Command{runCommand(), fetchCommand(), imageCommand(), trustCommand()}, append(loginCommands(), versionCommand())...),
+		Flags: globalFlags,
+		Commands: append([]*cli.Command{
+			runCommand(), prepareCommand(), runPreparedCommand(), listCommand(), statusCommand(), stopCommand(),
+			rmCommand(), gcCommand(), catManifestCommand(), fetchCommand(), imageCommand(), trustCommand(),
+		}, append(loginCommands(), versionCommand())...),
 		DisableSliceFlagSeparator: true,
 		HideVersion:               true,
 		Before: func(c *cli.Context) error {

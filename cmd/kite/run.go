@@ -5,13 +5,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 
 	"github.com/kite-runtime/kite/pkg/podcgroup"
 	"github.com/kite-runtime/kite/pkg/poddir"
-	"github.com/kite-runtime/kite/stage0/imageindex"
-	"github.com/kite-runtime/kite/stage0/pod"
-	"github.com/kite-runtime/kite/stage0/spec"
+	"github.com/kite-runtime/kite/stage0/pods"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -63,43 +60,49 @@ Examples:
    kite run --exec /bin/id oci-archive:./app.tar
    kite run --seccomp mode=remove,errno=ENOSYS,@kite/default-deny,ptrace IMAGE
    kite run docker://registry.example:5000/team/app:1.2 -- --port 8080`,
-		Flags: append(fetchFlags(pullNew),
-			&cli.StringFlag{Name: "exec", Usage: "run `PATH` instead of the image's Entrypoint"},
-			&cli.StringFlag{Name: "hostname", Usage: "the pod's hostname (default: kite-<first 8 digits of the pod UUID>)"},
-			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "run the app as `USER`: a number or a name in the image's /etc/passwd (default: the image's)"},
-			&cli.StringFlag{Name: "group", Usage: "run the app with primary `GROUP`: a number or a name in the image's /etc/group (default: the user's)"},
-			&cli.StringFlag{Name: "supplementary-gids", Usage: "comma-separated group `IDS` to add to the user's groups"},
-			// -e and -v are flags of their own, not aliases: urfave/cli refuses a command line that
-			// uses both forms of one flag, and users mix them.
-			&cli.StringSliceFlag{Name: "set-env", Usage: "set `KEY=VALUE` in the app's environment (repeatable; overrides the image and --set-env-file)"},
-			&cli.StringSliceFlag{Name: "e", Usage: "same as --set-env `KEY=VALUE`"},
-			&cli.StringSliceFlag{Name: "set-env-file", Usage: "read KEY=VALUE lines from `FILE` (# comments and blank lines skipped; overrides the image)"},
-			&cli.BoolFlag{Name: "inherit-env", Usage: "start from kite's own environment (the image and the flags above override it); without it, nothing of it reaches the app"},
-			&cli.StringFlag{Name: "working-dir", Aliases: []string{"w"}, Usage: "run the app in `DIR` (created when missing; default: the image's)"},
-			&cli.StringSliceFlag{Name: "v", Usage: "same as --volume `VOLUME`"},
-			&cli.StringSliceFlag{Name: "volume", Usage: "define a `VOLUME`: NAME,kind=host,source=PATH[,readOnly=true][,recursive=false] or NAME,kind=empty[,mode=0755][,uid=N][,gid=N], mounted with --mount; or SOURCE:TARGET[:ro], mounted at once (repeatable)"},
-			&cli.StringSliceFlag{Name: "mount", Usage: "mount a volume: `volume=NAME,target=PATH` (repeatable)"},
-			&cli.BoolFlag{Name: "readonly-rootfs", Aliases: []string{"read-only"}, Usage: "make the root filesystem read-only (/tmp and /run stay writable tmpfs)"},
-			&cli.StringSliceFlag{Name: "caps-retain", Usage: "comma-separated `CAPS` to keep besides the default set (chown or CAP_CHOWN; all for every one)"},
-			&cli.StringSliceFlag{Name: "cap-add", Usage: "same as --caps-retain `CAPS`"},
-			&cli.StringSliceFlag{Name: "caps-remove", Usage: "comma-separated `CAPS` to take from the default set (all for every one)"},
-			&cli.StringSliceFlag{Name: "cap-drop", Usage: "same as --caps-remove `CAPS`"},
-			&cli.StringSliceFlag{Name: "ulimit", Usage: "set a resource limit of the app, `NAME=SOFT[:HARD]` (nofile, nproc, core, stack ...; a number or unlimited; repeatable)"},
-			&cli.IntFlag{Name: "oom-score-adj", Usage: "the app's oom_score_adj `N`, -1000 to 1000 (lowering it below kite's own needs privilege)"},
-			&cli.StringFlag{Name: "memory", Usage: "limit the pod's memory to `SIZE` (512m, 2g; needs a delegated cgroup v2, see below)"},
-			&cli.StringFlag{Name: "cpu", Usage: "limit the pod's CPU time to `CPUS` (1.5) or millicores (500m; needs a delegated cgroup v2)"},
-			&cli.Int64Flag{Name: "pids-limit", Usage: "limit the pod to `N` processes and threads, its init included (needs a delegated cgroup v2)"},
-			&cli.IntFlag{Name: "preserve-fds", Usage: "pass descriptors 3 to 3+`N`-1 of kite's caller on to the app (every other one is closed)"},
-			&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the app a terminal of its own, sized like yours and resized with it (needs a terminal on kite's stdin)"},
-			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "give the app kite's stdin; without it the app reads /dev/null"},
-			&cli.BoolFlag{Name: "no-new-privileges", Value: true, Usage: "set no_new_privs: setuid binaries and file capabilities grant nothing in the app (--no-new-privileges=false to allow them)"},
-			&cli.StringFlag{Name: "seccomp", Usage: "the app's system call filter instead of the default profile: `mode=retain|remove[,errno=ENAME],SYSCALL|@GROUP,...` (see below)"},
-		),
+		Flags:        runFlags(),
 		OnUsageError: usageError,
 		// -it, as podman and docker users type it.
 		UseShortOptionHandling: true,
 		Action:                 runAction,
 	}
+}
+
+// runFlags are the flags of kite run: fetching, the app's and the pod's.
+func runFlags() []cli.Flag {
+	flags := append(fetchFlags(pullNew),
+		&cli.StringFlag{Name: "exec", Usage: "run `PATH` instead of the image's Entrypoint"},
+		&cli.StringFlag{Name: "hostname", Usage: "the pod's hostname (default: kite-<first 8 digits of the pod UUID>)"},
+		&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "run the app as `USER`: a number or a name in the image's /etc/passwd (default: the image's)"},
+		&cli.StringFlag{Name: "group", Usage: "run the app with primary `GROUP`: a number or a name in the image's /etc/group (default: the user's)"},
+		&cli.StringFlag{Name: "supplementary-gids", Usage: "comma-separated group `IDS` to add to the user's groups"},
+		// -e and -v are flags of their own, not aliases: urfave/cli refuses a command line that
+		// uses both forms of one flag, and users mix them.
+		&cli.StringSliceFlag{Name: "set-env", Usage: "set `KEY=VALUE` in the app's environment (repeatable; overrides the image and --set-env-file)"},
+		&cli.StringSliceFlag{Name: "e", Usage: "same as --set-env `KEY=VALUE`"},
+		&cli.StringSliceFlag{Name: "set-env-file", Usage: "read KEY=VALUE lines from `FILE` (# comments and blank lines skipped; overrides the image)"},
+		&cli.BoolFlag{Name: "inherit-env", Usage: "start from kite's own environment (the image and the flags above override it); without it, nothing of it reaches the app"},
+		&cli.StringFlag{Name: "working-dir", Aliases: []string{"w"}, Usage: "run the app in `DIR` (created when missing; default: the image's)"},
+		&cli.StringSliceFlag{Name: "v", Usage: "same as --volume `VOLUME`"},
+		&cli.StringSliceFlag{Name: "volume", Usage: "define a `VOLUME`: NAME,kind=host,source=PATH[,readOnly=true][,recursive=false] or NAME,kind=empty[,mode=0755][,uid=N][,gid=N], mounted with --mount; or SOURCE:TARGET[:ro], mounted at once (repeatable)"},
+		&cli.StringSliceFlag{Name: "mount", Usage: "mount a volume: `volume=NAME,target=PATH` (repeatable)"},
+		&cli.BoolFlag{Name: "readonly-rootfs", Aliases: []string{"read-only"}, Usage: "make the root filesystem read-only (/tmp and /run stay writable tmpfs)"},
+		&cli.StringSliceFlag{Name: "caps-retain", Usage: "comma-separated `CAPS` to keep besides the default set (chown or CAP_CHOWN; all for every one)"},
+		&cli.StringSliceFlag{Name: "cap-add", Usage: "same as --caps-retain `CAPS`"},
+		&cli.StringSliceFlag{Name: "caps-remove", Usage: "comma-separated `CAPS` to take from the default set (all for every one)"},
+		&cli.StringSliceFlag{Name: "cap-drop", Usage: "same as --caps-remove `CAPS`"},
+		&cli.StringSliceFlag{Name: "ulimit", Usage: "set a resource limit of the app, `NAME=SOFT[:HARD]` (nofile, nproc, core, stack ...; a number or unlimited; repeatable)"},
+		&cli.IntFlag{Name: "oom-score-adj", Usage: "the app's oom_score_adj `N`, -1000 to 1000 (lowering it below kite's own needs privilege)"},
+		&cli.StringFlag{Name: "memory", Usage: "limit the pod's memory to `SIZE` (512m, 2g; needs a delegated cgroup v2, see below)"},
+		&cli.StringFlag{Name: "cpu", Usage: "limit the pod's CPU time to `CPUS` (1.5) or millicores (500m; needs a delegated cgroup v2)"},
+		&cli.Int64Flag{Name: "pids-limit", Usage: "limit the pod to `N` processes and threads, its init included (needs a delegated cgroup v2)"},
+		&cli.IntFlag{Name: "preserve-fds", Usage: "pass descriptors 3 to 3+`N`-1 of kite's caller on to the app (every other one is closed)"},
+		&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the app a terminal of its own, sized like yours and resized with it (needs a terminal on kite's stdin)"},
+		&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "give the app kite's stdin; without it the app reads /dev/null"},
+		&cli.BoolFlag{Name: "no-new-privileges", Value: true, Usage: "set no_new_privs: setuid binaries and file capabilities grant nothing in the app (--no-new-privileges=false to allow them)"},
+		&cli.StringFlag{Name: "seccomp", Usage: "the app's system call filter instead of the default profile: `mode=retain|remove[,errno=ENAME],SYSCALL|@GROUP,...` (see below)"},
+	)
+	return append(flags, podFlags()...)
 }
 
 // splitRunArgs separates IMAGE from the app's arguments, which follow "--".
@@ -118,101 +121,31 @@ func splitRunArgs(args []string) (image string, appArgs []string, err error) {
 }
 
 func runAction(c *cli.Context) error {
-	image, appArgs, err := splitRunArgs(c.Args().Slice())
-	if err != nil {
-		return err
-	}
-	fetch, err := newFetchRequest(c)
-	if err != nil {
-		return err
-	}
-	d := fetch.dir
 	stage1, err := libexecPath("kite-stage1")
 	if err != nil {
 		return err
 	}
-	rec, err := fetch.storedImage(image)
+	p, s, err := createPod(c, false)
 	if err != nil {
 		return err
 	}
-	if os.Geteuid() != 0 && imageindex.IsSingleMapping(rec.UIDMap) {
-		fmt.Fprintln(os.Stderr, singleMappingWarning(d.Storage()))
-	}
-	id, err := pod.New()
-	if err != nil {
-		return err
-	}
-	hostname := c.String("hostname")
-	if hostname == "" {
-		hostname = "kite-" + pod.ShortID(id)
-	}
-	opts, err := appOptions(c)
-	if err != nil {
-		return err
-	}
-	opts.Hostname = hostname
-	if c.Args().Len() > 1 {
-		opts.Args = appArgs
-	}
-	cfg, err := spec.Generate(rec, opts)
-	if err != nil {
-		return err
-	}
-	s := cfg.Spec
-	filter, err := seccompFilter(fetch.helper, s.Linux.Seccomp, cfg.SeccompNames)
-	if err != nil {
-		return err
-	}
+	return startPod(stage1, p, s, c.Bool("interactive"))
+}
+
+// startPod hands the pod to stage1 in this process.
+func startPod(stage1 string, p *pods.Locked, s *specs.Spec, interactive bool) error {
 	cgroup, err := podcgroup.Find(s.Linux.Resources)
 	if err != nil {
 		return err
 	}
-	if c.Bool("tty") {
-		if err := withTerminal(s, c.Bool("interactive")); err != nil {
-			return err
-		}
-	}
-	if n := c.Int("preserve-fds"); n != 0 {
-		if err := checkPreservedFDs(n); err != nil {
-			return err
-		}
-		s.Annotations[poddir.PreserveFDsAnnotation] = strconv.Itoa(n)
-	}
-	var copyDir string
-	if rec.Driver == "vfs" {
-		if copyDir, err = fetch.helper.podCopy(id, rec.ID); err != nil {
-			return err
-		}
-	}
-	p, err := pod.Create(d, id, pod.Contents{
-		ImageRef: image, Image: rec, CopyDir: copyDir, Spec: s, EmptyVolumes: cfg.EmptyVolumes, SeccompFilter: filter,
-	})
-	if err != nil {
-		if copyDir != "" {
-			fetch.helper.removePodCopy(id)
-		}
-		return err
-	}
-	if !c.Bool("interactive") {
+	if !interactive {
 		// Without -i the app's stdin is /dev/null, as with podman and docker: a pod started
 		// from a shell or a script must not consume their input.
 		if err := stdinFromDevNull(); err != nil {
 			return err
 		}
 	}
-	return pod.Exec(stage1, p, s, cgroup)
-}
-
-func stdinFromDevNull() error {
-	f, err := os.Open(os.DevNull)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.Dup3(int(f.Fd()), 0, 0); err != nil {
-		return fmt.Errorf("make /dev/null the app's stdin: %w", os.NewSyscallError("dup3", err))
-	}
-	return nil
+	return pods.Exec(stage1, p, s, cgroup)
 }
 
 // singleMappingWarning says why the pod maps only the caller's uid, and how to fix the host.

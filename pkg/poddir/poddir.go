@@ -26,6 +26,16 @@ const (
 	WorkDir        = "work"        // overlay work dir
 )
 
+// Directories of DATA/pods, one per stage of a pod's life (stage0/pods has the whole lifecycle).
+// stage1 moves a pod itself only to remove it when it ends (--rm).
+const (
+	EmbryoDir        = "embryo"         // being written by kite
+	PreparedDir      = "prepared"       // written by kite prepare
+	RunDir           = "run"            // handed to stage1
+	ExitedGarbageDir = "exited-garbage" // exited, marked by kite gc
+	GarbageDir       = "garbage"        // being removed
+)
+
 // Environment variables that carry file descriptors (and the init's PID) across stage0's exec of
 // stage1.
 const (
@@ -51,9 +61,12 @@ const SchemaVersion = 1
 type Pod struct {
 	SchemaVersion int       `json:"schemaVersion"`
 	UUID          string    `json:"uuid"`
+	Name          string    `json:"name,omitempty"`
 	Hostname      string    `json:"hostname"`
 	Created       time.Time `json:"created"`
 	Apps          []App     `json:"apps"`
+	// RemoveOnExit has the monitor remove the pod once it has ended (--rm).
+	RemoveOnExit bool `json:"removeOnExit,omitempty"`
 }
 
 // App names one app of the pod and the image it runs.

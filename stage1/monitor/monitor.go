@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -30,7 +31,35 @@ func Main(podDir string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kite:", err)
 	}
+	var m poddir.Pod
+	if poddir.ReadJSON(podDir, poddir.PodFile, &m) == nil && m.RemoveOnExit {
+		if err := removePod(podDir); err != nil {
+			fmt.Fprintln(os.Stderr, "kite: --rm:", err)
+		}
+	}
 	return code
+}
+
+// removePod removes the ended pod (--rm). The monitor still holds its lock: it moves the pod to
+// garbage, where kite gc would find it should anything fail, and has kite-image (installed beside
+// kite-stage1) remove it inside the store's user namespace, where the files the app made under
+// subordinate ids can be removed.
+func removePod(podDir string) error {
+	data := filepath.Dir(filepath.Dir(filepath.Dir(podDir)))
+	garbage := filepath.Join(data, "pods", poddir.GarbageDir)
+	if err := os.MkdirAll(garbage, 0o700); err != nil {
+		return err
+	}
+	if err := os.Rename(podDir, filepath.Join(garbage, filepath.Base(podDir))); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(filepath.Dir(self), "kite-image"), "--dir", data, "rm-pods", filepath.Base(podDir))
+	cmd.Stderr = os.Stderr
+	return cmd.Run()
 }
 
 func run(podDir string) (int, error) {
@@ -67,6 +96,13 @@ func run(podDir string) (int, error) {
 			fmt.Fprintln(os.Stderr, "kite: warning:", rerr)
 		}
 	}
+	if err == nil && code == exitcode.Failed && waitErr == nil && ws.Signaled() && appStarted(podDir) {
+		// The init was killed (kite stop --force, the OOM killer), and with it every process of
+		// the pod: the app ended by that signal.
+		code = exitcode.FromWaitStatus(ws)
+		st := poddir.ExitStatus{Finished: time.Now().UTC(), Code: code, Signal: unix.SignalName(ws.Signal()), SchemaVersion: poddir.SchemaVersion}
+		return code, poddir.WriteJSON(podDir, poddir.ExitStatusFile, st)
+	}
 	if err == nil && code == exitcode.Failed {
 		if waitErr != nil {
 			err = fmt.Errorf("wait for the pod's init: %w", waitErr)
@@ -75,6 +111,12 @@ func run(podDir string) (int, error) {
 		}
 	}
 	return code, err
+}
+
+// appStarted reports whether the app ran: the monitor writes the pid file when it starts.
+func appStarted(podDir string) bool {
+	_, err := os.Stat(filepath.Join(podDir, poddir.PidFile))
+	return err == nil
 }
 
 func waitPid(pid int) (syscall.WaitStatus, error) {

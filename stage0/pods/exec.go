@@ -1,4 +1,4 @@
-package pod
+package pods
 
 import (
 	"fmt"
@@ -24,7 +24,7 @@ import (
 // monitor's.
 // With cgroup, the init starts in a cgroup of the pod's own with config.json's limits.
 // It only returns on failure.
-func Exec(stage1 string, p *Pod, s *specs.Spec, cgroup *podcgroup.Group) (err error) {
+func Exec(stage1 string, p *Locked, s *specs.Spec, cgroup *podcgroup.Group) (err error) {
 	// The init's parent-death signal is tied to the forking thread, which must be the one that
 	// execs (and so lives on as the monitor's main thread).
 	runtime.LockOSThread()
@@ -93,7 +93,7 @@ func Exec(stage1 string, p *Pod, s *specs.Spec, cgroup *podcgroup.Group) (err er
 		unix.Kill(pid, unix.SIGKILL)
 		return fmt.Errorf("start pod %s: %w", p.UUID, err)
 	}
-	keep := map[string]int{poddir.LockFdEnv: int(p.Lock.Fd()), poddir.SyncFdEnv: int(parent.File().Fd())}
+	keep := map[string]int{poddir.LockFdEnv: int(p.lock.Fd()), poddir.SyncFdEnv: int(parent.File().Fd())}
 	for name, fd := range keep {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
 			return os.NewSyscallError("fcntl", err)

@@ -1,4 +1,4 @@
-package pod
+package pods
 
 import (
 	"os"
@@ -38,6 +38,6 @@ func BenchmarkCreate(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		p.Lock.Close()
+		p.Close()
 	}
 }

@@ -1,6 +1,6 @@
 // Package pod owns creating a pod directory: allocating its UUID, writing the documents stage1
 // reads, and moving it into the run state under its lock, ready for stage1.
-package pod
+package pods
 
 import (
 	"encoding/hex"
@@ -17,21 +17,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
-
-// States a pod directory passes through in this package (the rkt pod lifecycle).
-const (
-	StateEmbryo = "embryo"
-	StateRun    = "run"
-)
-
-// Pod is a pod directory that is locked by this process.
-type Pod struct {
-	UUID string
-	Dir  string
-	// Lock is the open pod directory holding the exclusive flock(2) for the pod's life. It must
-	// cross the exec of stage1, which keeps it until the pod ends.
-	Lock *os.File
-}
 
 // New allocates a random (version 4, RFC 9562) pod UUID; its short form names the default hostname.
 func New() (string, error) {
@@ -63,16 +48,22 @@ type Contents struct {
 	EmptyVolumes []poddir.EmptyVolume
 	// SeccompFilter is Spec's seccomp profile compiled to BPF; nil when Spec has none.
 	SeccompFilter []byte
+	// Name names the pod ("" for none); no other pod may have it.
+	Name string
+	// Prepare leaves the pod prepared (kite prepare) instead of ready to run now.
+	Prepare bool
+	// RemoveOnExit has the monitor remove the pod when it ends (--rm).
+	RemoveOnExit bool
 }
 
-// Create writes the pod directory for one app and moves it into the run state. On failure
-// nothing is left behind.
-func Create(d datadir.Dir, id string, c Contents) (_ *Pod, err error) {
+// Create writes the pod directory for one app under its lock, in the embryo state, then moves it
+// to the run state (or the prepared one), still locked. On failure nothing is left behind.
+func Create(d datadir.Dir, id string, c Contents) (_ *Locked, err error) {
 	rec, s := c.Image, c.Spec
 	if (s.Linux.Seccomp != nil) != (c.SeccompFilter != nil) {
 		return nil, errors.New("create pod: the seccomp profile and its compiled filter must come together")
 	}
-	embryos := d.PodsIn(StateEmbryo)
+	embryos := d.PodsIn(poddir.EmbryoDir)
 	if err := os.MkdirAll(embryos, 0o700); err != nil {
 		return nil, fmt.Errorf("create pod: %w", err)
 	}
@@ -94,19 +85,27 @@ func Create(d datadir.Dir, id string, c Contents) (_ *Pod, err error) {
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		return nil, fmt.Errorf("lock pod %s: %w", id, err)
 	}
+	if c.Name != "" {
+		if err := reserveName(d, c.Name, id); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				ReleaseName(d, c.Name, id)
+			}
+		}()
+	}
 	for _, sub := range []string{poddir.RootfsDir, poddir.UpperDir, poddir.WorkDir} {
 		if err := os.Mkdir(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("create pod: %w", err)
 		}
 	}
 	podDoc := poddir.Pod{
-		SchemaVersion: poddir.SchemaVersion, UUID: id, Hostname: s.Hostname, Created: time.Now().UTC(),
+		SchemaVersion: poddir.SchemaVersion, UUID: id, Name: c.Name, Hostname: s.Hostname, Created: time.Now().UTC(), RemoveOnExit: c.RemoveOnExit,
 		Apps: []poddir.App{{Name: appName(rec), Image: c.ImageRef, ImageID: rec.ID, ManifestDigest: rec.ManifestDigest}},
 	}
-	running := d.PodsIn(StateRun)
-	final := filepath.Join(running, id)
 	// stage1 finds the upper and work dirs where the pod will be once it runs.
-	layers, err := rootfsDoc(rec, c.CopyDir, final)
+	layers, err := rootfsDoc(rec, c.CopyDir, filepath.Join(d.PodsIn(poddir.RunDir), id))
 	if err != nil {
 		return nil, err
 	}
@@ -121,17 +120,18 @@ func Create(d datadir.Dir, id string, c Contents) (_ *Pod, err error) {
 			return nil, fmt.Errorf("create pod: %w", err)
 		}
 	}
-	if err := os.MkdirAll(running, 0o700); err != nil {
+	l := &Locked{Pod: &Pod{UUID: id, Dir: dir, State: Embryo, Manifest: &podDoc}, lock: lock}
+	to, state := poddir.RunDir, Running
+	if c.Prepare {
+		to, state = poddir.PreparedDir, Prepared
+	}
+	err = l.Move(d, to)
+	dir = l.Dir // where the cleanup of a failure finds it
+	if err != nil {
 		return nil, fmt.Errorf("create pod: %w", err)
 	}
-	if err := os.Rename(dir, final); err != nil {
-		return nil, fmt.Errorf("create pod: %w", err)
-	}
-	dir = final
-	if err := syncDir(running); err != nil {
-		return nil, err
-	}
-	return &Pod{UUID: id, Dir: final, Lock: lock}, nil
+	l.State = state
+	return l, nil
 }
 
 func rootfsDoc(rec *imageindex.Record, copyDir, dir string) (*poddir.Rootfs, error) {
@@ -173,16 +173,4 @@ func appName(rec *imageindex.Record) string {
 		return "app"
 	}
 	return name
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
