@@ -5,8 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/stage0/imagestore"
@@ -16,18 +18,26 @@ import (
 // rmPodsAction removes pods kite has moved to DATA/pods/garbage (and locked), inside the store's
 // user namespace, where the files the pods' apps made under subordinate ids can be removed:
 //
-//	rm-pods UUID...
+//	rm-pods [--orphans] UUID...
 //
-// It removes each pod's directory, its copy of the image in a vfs store, and its name.
+// It removes each pod's directory, its copy of the image in a vfs store, and its name. With
+// --orphans it also removes the copies of pods that exist no more (kite gc).
 type rmPodsAction struct {
-	uuids []string
+	uuids   []string
+	orphans bool
 }
 
-func (a *rmPodsAction) flags(*flag.FlagSet) {}
+// orphanAge is how old the copy of a pod that does not exist must be for --orphans to remove
+// it: far longer than kite takes from making a copy to writing its pod.
+const orphanAge = 10 * time.Minute
+
+func (a *rmPodsAction) flags(fs *flag.FlagSet) {
+	fs.BoolVar(&a.orphans, "orphans", false, "also remove copies whose pod exists no more")
+}
 
 func (a *rmPodsAction) parse(args []string) error {
-	if len(args) == 0 {
-		return usageError(errors.New("rm-pods UUID..."))
+	if len(args) == 0 && !a.orphans {
+		return usageError(errors.New("rm-pods [--orphans] UUID..."))
 	}
 	for _, u := range args {
 		if err := pods.CheckUUID(u); err != nil {
@@ -45,6 +55,17 @@ func (a *rmPodsAction) run(_ context.Context, g *globals) error {
 		var errs []error
 		for _, uuid := range a.uuids {
 			errs = append(errs, removePod(g, st, uuid))
+		}
+		if a.orphans {
+			exists := func(uuid string) bool {
+				_, err := pods.Load(g.dir, uuid)
+				return !errors.Is(err, os.ErrNotExist)
+			}
+			removed, err := st.RemoveOrphanRootfs(exists, orphanAge)
+			for _, uuid := range removed {
+				slog.Debug("removed the image copy of a pod that exists no more", "pod", uuid)
+			}
+			errs = append(errs, err)
 		}
 		return errors.Join(errs...)
 	})

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/kite-runtime/kite/pkg/exitcode"
@@ -89,12 +90,12 @@ func lockForRemoval(h *imageHelper, ref string) (*pods.Locked, error) {
 }
 
 // removePods has kite-image remove the locked pods, which are in garbage, and prints their UUIDs,
-// each after prefix.
-func removePods(h *imageHelper, locked []*pods.Locked, prefix string) error {
-	if len(locked) == 0 {
+// each after prefix. flags are rm-pods's.
+func removePods(h *imageHelper, locked []*pods.Locked, prefix string, flags ...string) error {
+	if len(locked) == 0 && len(flags) == 0 {
 		return nil
 	}
-	args := []string{"rm-pods"}
+	args := append([]string{"rm-pods"}, flags...)
 	for _, l := range locked {
 		args = append(args, l.UUID)
 	}
@@ -105,6 +106,12 @@ func removePods(h *imageHelper, locked []*pods.Locked, prefix string) error {
 		fmt.Println(prefix + l.UUID)
 	}
 	return nil
+}
+
+// hasPodCopies reports whether the store is a vfs store, whose pods run on copies of their image.
+func hasPodCopies(h *imageHelper) bool {
+	_, err := os.Stat(filepath.Join(h.dir.Storage(), "vfs-containers"))
+	return err == nil
 }
 
 func gcCommand() *cli.Command {
@@ -142,6 +149,10 @@ command is at work on, are never touched. Prints "marked UUID" and
 			}
 			if err != nil {
 				return err
+			}
+			if hasPodCopies(h) {
+				// Also the copies of the image left by a kite killed before it wrote its pod.
+				return removePods(h, due, "removed ", "--orphans")
 			}
 			return removePods(h, due, "removed ")
 		},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.podman.io/storage"
 )
@@ -72,4 +73,29 @@ func (s *Store) RemoveRootfs(podUUID string) error {
 		return fmt.Errorf("remove the root filesystem of pod %s: %w", podUUID, err)
 	}
 	return nil
+}
+
+// RemoveOrphanRootfs removes the pods' copies whose pod exists no more (exists says which do) and
+// that were made more than minAge ago: a kite killed between copying the image and writing the
+// pod leaves one behind. The age spares the copies of pods being written right now. It returns
+// the UUIDs of the pods whose copies it removed.
+func (s *Store) RemoveOrphanRootfs(exists func(uuid string) bool, minAge time.Duration) ([]string, error) {
+	containers, err := s.Containers()
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, c := range containers {
+		for _, name := range c.Names {
+			uuid, ok := strings.CutPrefix(name, "kite-pod-")
+			if !ok || exists(uuid) || time.Since(c.Created) < minAge {
+				continue
+			}
+			if err := s.DeleteContainer(c.ID); err != nil && !errors.Is(err, storage.ErrContainerUnknown) {
+				return removed, fmt.Errorf("remove the image copy of pod %s, which exists no more: %w", uuid, err)
+			}
+			removed = append(removed, uuid)
+		}
+	}
+	return removed, nil
 }

@@ -441,3 +441,20 @@ func TestPodRefs(t *testing.T) {
 		}
 	}
 }
+
+// TestRmVFS checks that removing a pod of a vfs store removes its copy of the image too.
+func TestRmVFS(t *testing.T) {
+	dir := newDataDir(t)
+	r := kite(t, dir, "--storage-driver", "vfs", "run", "--name", "copy", layoutRef("busybox"), "--", "sh", "-c", "echo x > /written")
+	wantCode(t, r, 0, "kite run in a vfs store")
+	containers := func() string {
+		return string(readFile(t, filepath.Join(dir, "storage", "vfs-containers", "containers.json")))
+	}
+	if !strings.Contains(containers(), "kite-pod-") {
+		t.Fatalf("the vfs store has no copy of the image for the pod: %s", containers())
+	}
+	wantCode(t, kite(t, dir, "rm", "copy"), 0, "kite rm")
+	if c := containers(); strings.Contains(c, "kite-pod-") {
+		t.Errorf("the pod's copy of the image is left: %s", c)
+	}
+}
