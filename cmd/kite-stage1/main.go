@@ -8,6 +8,8 @@
 //
 //	kite-stage1 run <poddir>    the monitor, exec'd by kite in the caller's process
 //	kite-stage1 init <poddir>   the pod's init, exec'd by kite's fork in the pod's namespaces
+//	kite-stage1 enter <uuid>    kite enter's command starter, exec'd by its fork in a running
+//	                            pod's namespaces, with its plan on descriptor 3
 package main
 
 import (
@@ -26,7 +28,7 @@ func main() {
 		os.Exit(exitcode.Failed)
 	}
 	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "kite-stage1: usage: kite-stage1 run|init <poddir> (started by kite, not by hand)")
+		fmt.Fprintln(os.Stderr, "kite-stage1: usage: kite-stage1 run|init <poddir>, or enter <uuid> (started by kite, not by hand)")
 		os.Exit(exitcode.Failed)
 	}
 	switch os.Args[1] {
@@ -34,6 +36,8 @@ func main() {
 		os.Exit(monitor.Main(os.Args[2]))
 	case "init":
 		os.Exit(podinit.Main(os.Args[2]))
+	case "enter":
+		os.Exit(podinit.Enter())
 	default:
 		fmt.Fprintf(os.Stderr, "kite-stage1: unknown command %q\n", os.Args[1])
 		os.Exit(exitcode.Failed)

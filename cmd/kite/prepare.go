@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/kite-runtime/kite/pkg/podcgroup"
 	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/stage0/imageindex"
 	"github.com/kite-runtime/kite/stage0/pods"
@@ -70,6 +71,13 @@ func createPod(c *cli.Context, prepare bool) (*pods.Locked, *specs.Spec, error) 
 	filter, err := seccompFilter(fetch.helper, s.Linux.Seccomp, cfg.SeccompNames)
 	if err != nil {
 		return nil, nil, err
+	}
+	if !prepare {
+		// Before the pod exists: limits this host cannot apply refuse the run, leaving nothing.
+		// A prepared pod's limits are checked where it runs.
+		if _, err := podcgroup.Find(s.Linux.Resources); err != nil {
+			return nil, nil, err
+		}
 	}
 	if c.Bool("tty") {
 		if prepare {
@@ -186,6 +194,11 @@ func runPreparedAction(c *cli.Context) error {
 	}
 	var s specs.Spec
 	if err := poddir.ReadJSON(p.Dir, poddir.ConfigFile, &s); err != nil {
+		p.Close()
+		return err
+	}
+	// Limits this host cannot apply leave the pod prepared.
+	if _, err := podcgroup.Find(s.Linux.Resources); err != nil {
 		p.Close()
 		return err
 	}

@@ -132,7 +132,8 @@ func runAction(c *cli.Context) error {
 	return startPod(stage1, p, s, c.Bool("interactive"))
 }
 
-// startPod hands the pod to stage1 in this process.
+// startPod hands the pod to stage1 in this process. Its limits were checked before it was
+// written; the check here finds where to apply them.
 func startPod(stage1 string, p *pods.Locked, s *specs.Spec, interactive bool) error {
 	cgroup, err := podcgroup.Find(s.Linux.Resources)
 	if err != nil {

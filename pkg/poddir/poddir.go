@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // File and directory names inside a pod directory.
@@ -120,6 +122,21 @@ type ExitStatus struct {
 	Code int `json:"code"`
 	// Signal names the signal that killed the app, if one did.
 	Signal string `json:"signal,omitempty"`
+}
+
+// EnterPlan is what kite enter hands kite-stage1 enter on descriptor 3: the command to start
+// inside the pod, restricted as the app is. kite-stage1 enter runs in the pod's namespaces but
+// outside its pid namespace, where neither the pod directory nor /proc/self can be read.
+type EnterPlan struct {
+	// Process is the app's, with the command's arguments.
+	Process *specs.Process `json:"process"`
+	// UIDMappings and GIDMappings are the pod's id maps; SetgroupsDenied says whether its user
+	// namespace denies setgroups(2).
+	UIDMappings     []specs.LinuxIDMapping `json:"uidMappings"`
+	GIDMappings     []specs.LinuxIDMapping `json:"gidMappings"`
+	SetgroupsDenied bool                   `json:"setgroupsDenied,omitempty"`
+	// SeccompFilter is the app's compiled filter (seccomp.bpf), if it has one.
+	SeccompFilter []byte `json:"seccompFilter,omitempty"`
 }
 
 // ReadJSON decodes dir/name into v.

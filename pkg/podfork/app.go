@@ -29,6 +29,8 @@ type App struct {
 	// loses the CAP_SYS_ADMIN loading needs, so without no_new_privs it must be loaded first.
 	Filter      []byte
 	FilterFirst bool
+	// DieWithParent has the kernel kill the app when the process that started it ends.
+	DieWithParent bool
 }
 
 // Steps of the app's start, reported by the child when one fails.
@@ -42,13 +44,15 @@ const (
 	stepUID
 	stepDir
 	stepExec
+	stepJoin
+	stepForked // not a failure: kite enter's first child reports its second's PID
 )
 
 var stepNames = map[uint32]string{
 	stepSession: "start a session", stepTerminal: "make the terminal the app's",
 	stepDescriptors: "pass descriptors", stepFilter: "load the seccomp filter",
 	stepGroups: "set supplementary groups", stepGID: "set the group id", stepUID: "set the user id",
-	stepDir: "enter the working directory",
+	stepDir: "enter the working directory", stepJoin: "join the pod's namespaces",
 }
 
 // ExecError is a failure of the exec itself, which decides the exit status (126 or 127).
@@ -86,7 +90,7 @@ func StartApp(a *App) (int, error) {
 		path: uintptr(unsafe.Pointer(path)), argv: uintptr(unsafe.Pointer(&argv[0])),
 		env: uintptr(unsafe.Pointer(&env[0])), dir: uintptr(unsafe.Pointer(dir)),
 		uid: uintptr(a.UID), gid: uintptr(a.GID), ngroups: uintptr(len(a.Groups)),
-		setGroups: !a.KeepGroups, fds: a.FDs, terminal: -1, filterFirst: a.FilterFirst,
+		setGroups: !a.KeepGroups, fds: a.FDs, terminal: -1, filterFirst: a.FilterFirst, dieWithParent: a.DieWithParent,
 	}
 	if len(a.Groups) > 0 {
 		c.groups = uintptr(unsafe.Pointer(&a.Groups[0]))
@@ -102,33 +106,34 @@ func StartApp(a *App) (int, error) {
 		prog = unix.SockFprog{Len: uint16(len(a.Filter) / 8), Filter: (*unix.SockFilter)(unsafe.Pointer(&a.Filter[0]))}
 		c.filter = uintptr(unsafe.Pointer(&prog))
 	}
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return 0, fmt.Errorf("start the app: %w", os.NewSyscallError("pipe2", err))
-	}
-	c.report = uintptr(p[1])
-
-	syscall.ForkLock.Lock()
-	var all, old unix.Sigset_t
-	for i := range all.Val {
-		all.Val[i] = ^uint64(0)
-	}
-	unix.PthreadSigmask(unix.SIG_SETMASK, &all, &old)
-	pid, errno := forkApp(&c)
-	unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
-	syscall.ForkLock.Unlock()
-	unix.Close(p[1])
+	pid, err := forkReporting("start the app", func(report uintptr) (int, syscall.Errno) {
+		c.report = report
+		return forkApp(&c)
+	})
 	runtime.KeepAlive(path)
 	runtime.KeepAlive(argv)
 	runtime.KeepAlive(env)
 	runtime.KeepAlive(dir)
 	runtime.KeepAlive(a)
 	runtime.KeepAlive(&prog)
+	return pid, err
+}
+
+// forkReporting runs fork, which clones a raw child that writes the number of the step that
+// failed and its errno to the report descriptor, or execs, which closes it. It returns the
+// child's PID once it has exec'd; a child that failed is reaped, and its failure returned: an
+// *ExecError for the exec itself.
+func forkReporting(what string, fork func(report uintptr) (int, syscall.Errno)) (int, error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return 0, fmt.Errorf("%s: %w", what, os.NewSyscallError("pipe2", err))
+	}
+	pid, errno := forkBlocked(func() (int, syscall.Errno) { return fork(uintptr(p[1])) })
+	unix.Close(p[1])
 	defer unix.Close(p[0])
 	if errno != 0 {
-		return 0, fmt.Errorf("start the app: %w", os.NewSyscallError("clone", errno))
+		return 0, fmt.Errorf("%s: %w", what, os.NewSyscallError("clone", errno))
 	}
-	// The report pipe closes at the exec; a failed step writes its number and errno first.
 	var msg [8]byte
 	n, err := readFull(p[0], msg[:])
 	if n == 0 && err == nil {
@@ -141,14 +146,14 @@ func StartApp(a *App) (int, error) {
 		}
 	}
 	if err != nil || n != len(msg) {
-		return 0, fmt.Errorf("start the app: read its start report: %d bytes, %v", n, err)
+		return 0, fmt.Errorf("%s: read its start report: %d bytes, %v", what, n, err)
 	}
 	step := *(*uint32)(unsafe.Pointer(&msg[0]))
 	e := syscall.Errno(*(*uint32)(unsafe.Pointer(&msg[4])))
 	if step == stepExec {
 		return 0, &ExecError{Errno: e}
 	}
-	return 0, fmt.Errorf("start the app: %s: %w", stepNames[step], e)
+	return 0, fmt.Errorf("%s: %s: %w", what, stepNames[step], e)
 }
 
 func readFull(fd int, b []byte) (int, error) {
@@ -178,6 +183,7 @@ type appChild struct {
 	fds                  int
 	filter               uintptr
 	filterFirst          bool
+	dieWithParent        bool
 	report               uintptr
 }
 
@@ -237,6 +243,10 @@ func forkApp(c *appChild) (int, syscall.Errno) {
 	if _, _, e = syscall.RawSyscall(syscall.SYS_CHDIR, c.dir, 0, 0); e != 0 {
 		step = stepDir
 		goto fail
+	}
+	// After setuid(2), which clears it.
+	if c.dieWithParent {
+		syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0, 0)
 	}
 	resetSignals()
 	if c.filter != 0 && !c.filterFirst {

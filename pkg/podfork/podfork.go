@@ -18,6 +18,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ForwardedSignals are relayed from the caller to the app: by the monitor and the init to a pod's
+// app, by kite enter to its command.
+var ForwardedSignals = []os.Signal{
+	unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH,
+}
+
 var nsFlags = map[specs.LinuxNamespaceType]uintptr{
 	specs.UserNamespace:    unix.CLONE_NEWUSER,
 	specs.MountNamespace:   unix.CLONE_NEWNS,
@@ -99,17 +105,7 @@ func Start(cloneFlags uintptr, argv, env []string, syncFd int) (int, error) {
 		env:  uintptr(unsafe.Pointer(&envp[0])),
 		sync: uintptr(syncFd),
 	}
-	// Keep other goroutines from creating inheritable descriptors while the child is forked, as
-	// syscall.ForkExec does.
-	syscall.ForkLock.Lock()
-	var all, old unix.Sigset_t
-	for i := range all.Val {
-		all.Val[i] = ^uint64(0)
-	}
-	unix.PthreadSigmask(unix.SIG_SETMASK, &all, &old)
-	pid, errno := forkInit(cloneFlags|uintptr(unix.SIGCHLD), &a)
-	unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
-	syscall.ForkLock.Unlock()
+	pid, errno := forkBlocked(func() (int, syscall.Errno) { return forkInit(cloneFlags|uintptr(unix.SIGCHLD), &a) })
 	// The pointers must stay valid until the fork has copied them.
 	runtime.KeepAlive(path)
 	runtime.KeepAlive(argvp)
@@ -122,6 +118,21 @@ func Start(cloneFlags uintptr, argv, env []string, syncFd int) (int, error) {
 
 type childArgs struct {
 	path, argv, env, sync uintptr
+}
+
+// forkBlocked runs fork with every signal blocked, so that none reaches the child's copy of the Go
+// handlers before it resets them, and with syscall.ForkLock held, so that other goroutines create
+// no inheritable descriptor meanwhile (as syscall.ForkExec does).
+func forkBlocked(fork func() (int, syscall.Errno)) (int, syscall.Errno) {
+	syscall.ForkLock.Lock()
+	defer syscall.ForkLock.Unlock()
+	var all, old unix.Sigset_t
+	for i := range all.Val {
+		all.Val[i] = ^uint64(0)
+	}
+	unix.PthreadSigmask(unix.SIG_SETMASK, &all, &old)
+	defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	return fork()
 }
 
 // resetSignals puts every signal of a forked child back to its default disposition, then unblocks

@@ -20,8 +20,8 @@ import (
 	"github.com/kite-runtime/kite/pkg/exitcode"
 	"github.com/kite-runtime/kite/pkg/podcgroup"
 	"github.com/kite-runtime/kite/pkg/poddir"
+	"github.com/kite-runtime/kite/pkg/podfork"
 	"github.com/kite-runtime/kite/pkg/syncproto"
-	"github.com/kite-runtime/kite/stage1/podinit"
 	"golang.org/x/sys/unix"
 )
 
@@ -73,7 +73,7 @@ func run(podDir string) (int, error) {
 	// Relay signals from the start: one that arrives while the pod starts reaches the app once it
 	// runs.
 	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, podinit.ForwardedSignals...)
+	signal.Notify(sigs, podfork.ForwardedSignals...)
 
 	parent, err := syncproto.FromEnv(poddir.SyncFdEnv)
 	if err != nil {

@@ -39,11 +39,6 @@ type podConfig struct {
 	} `json:"linux"`
 }
 
-// ForwardedSignals are relayed from the caller to the app.
-var ForwardedSignals = []os.Signal{
-	unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH,
-}
-
 // Main runs init for the pod in podDir and returns the process exit code. It only returns on a
 // failure the monitor has already been told about, or could not be told about.
 func Main(podDir string) int {
@@ -96,7 +91,7 @@ func run(conn *syncproto.Conn, podDir string) error {
 	}
 	// Relay signals from the start: one that arrives while the app starts is delivered once it runs.
 	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, append(ForwardedSignals, unix.SIGCHLD)...)
+	signal.Notify(sigs, append(podfork.ForwardedSignals, unix.SIGCHLD)...)
 
 	var filter []byte
 	if spec.Linux.Seccomp != nil {
@@ -251,7 +246,11 @@ func startApp(p *specs.Process, preserved int, filter []byte) (int, *terminal, e
 		// The app inherits it across the fork and exec.
 		unix.Umask(int(*p.User.Umask))
 	}
-	if err := setIDs(app, p.User); err != nil {
+	uids, gids, denied, err := ownIDMaps()
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := setIDs(app, p.User, uids, gids, denied); err != nil {
 		return 0, nil, err
 	}
 	// Loading a filter takes CAP_SYS_ADMIN or no_new_privs; an app setuid(2) takes away from
@@ -344,17 +343,11 @@ func lookPath(name string, env []string) (string, error) {
 	return "", &exitcode.CodedError{Code: exitcode.NotFound, Err: fmt.Errorf("exec %s: not found in PATH %s inside the image", name, pathEnv)}
 }
 
-// setIDs checks that the app's ids exist in the pod's user namespace, where an unmapped id
-// would make setuid(2) fail with a bare EINVAL, and sets them on app.
-func setIDs(app *podfork.App, u specs.User) error {
-	uids, err := idmap.Read("/proc/self/uid_map")
-	if err != nil {
-		return err
-	}
-	gids, err := idmap.Read("/proc/self/gid_map")
-	if err != nil {
-		return err
-	}
+// setIDs checks that the app's ids exist in the pod's user namespace (uids and gids are its
+// maps), where an unmapped id would make setuid(2) fail with a bare EINVAL, and sets them on app.
+// Where the monitor had to deny setgroups(2) to map the caller's gid alone, the app keeps the
+// (unmapped, powerless) groups it inherits.
+func setIDs(app *podfork.App, u specs.User, uids, gids []specs.LinuxIDMapping, setgroupsDenied bool) error {
 	unmapped := func(kind string, id uint32, m []specs.LinuxIDMapping) error {
 		return fmt.Errorf("run the app as %s %d: it is not mapped in the pod's user namespace (only %s are); "+
 			"give the user a subordinate id range in /etc/subuid and /etc/subgid, or run the app as root", kind, id, idmap.Ranges(m))
@@ -371,13 +364,23 @@ func setIDs(app *podfork.App, u specs.User) error {
 		}
 	}
 	app.UID, app.GID, app.Groups = u.UID, u.GID, u.AdditionalGids
-	// Where the monitor had to deny setgroups(2) to map the caller's gid alone, the app keeps the
-	// (unmapped, powerless) groups it inherits; setgroups would fail.
-	if deny, _ := os.ReadFile("/proc/self/setgroups"); strings.TrimSpace(string(deny)) == "deny" {
+	if setgroupsDenied {
 		if len(u.AdditionalGids) > 0 {
 			return fmt.Errorf("set supplementary groups %v: setgroups is denied in this pod's single-id user namespace; give the user a subordinate id range in /etc/subgid", u.AdditionalGids)
 		}
 		app.KeepGroups = true
 	}
 	return nil
+}
+
+// ownIDMaps reads this process's user namespace's id maps and whether setgroups(2) is denied in it.
+func ownIDMaps() (uids, gids []specs.LinuxIDMapping, setgroupsDenied bool, err error) {
+	if uids, err = idmap.Read("/proc/self/uid_map"); err != nil {
+		return nil, nil, false, err
+	}
+	if gids, err = idmap.Read("/proc/self/gid_map"); err != nil {
+		return nil, nil, false, err
+	}
+	deny, _ := os.ReadFile("/proc/self/setgroups")
+	return uids, gids, strings.TrimSpace(string(deny)) == "deny", nil
 }

@@ -458,3 +458,49 @@ func TestRmVFS(t *testing.T) {
 		t.Errorf("the pod's copy of the image is left: %s", c)
 	}
 }
+
+// TestEnter runs commands in a running pod with kite enter: they see the pod's filesystem, pid
+// namespace, hostname and id maps, run as its app does (user, groups, environment, working
+// directory, capability masks, no_new_privs, seccomp), hold only stdio, and kite enter exits with
+// their status.
+func TestEnter(t *testing.T) {
+	needSubIDs(t)
+	dir := sharedDir(t, "busybox")
+	for _, flags := range [][]string{nil, {"--user", "1000", "-e", "FOO=bar", "-w", "/tmp", "--cap-add", "sys_ptrace"}} {
+		t.Run(strings.Join(flags, " "), func(t *testing.T) {
+			name := fmt.Sprintf("enter-%d", len(flags))
+			args := append([]string{"run", "--rm", "--name", name}, flags...)
+			run := start(t, dir, nil, append(args, layoutRef("busybox"), "--", "sh", "-c", "probe info > /tmp/app.json; echo ready; sleep 60")...)
+			waitOutput(t, run, "ready")
+			defer func() {
+				kite(t, dir, "stop", "--force", name)
+				finish(t, run)
+			}()
+			r := kite(t, dir, "enter", name, "--", "cat", "/tmp/app.json")
+			app := decodeInfo(t, r)
+			in := decodeInfo(t, kite(t, dir, "enter", name, "--", "probe", "info"))
+			got := fmt.Sprint(in.UID, in.GID, in.Groups, in.CapInh, in.CapPrm, in.CapEff, in.CapBnd, in.CapAmb, in.NoNewPrivs, in.Seccomp, in.Hostname, in.Cwd, in.UIDMap, in.GIDMap, len(in.Mounts))
+			want := fmt.Sprint(app.UID, app.GID, app.Groups, app.CapInh, app.CapPrm, app.CapEff, app.CapBnd, app.CapAmb, app.NoNewPrivs, app.Seccomp, app.Hostname, app.Cwd, app.UIDMap, app.GIDMap, len(app.Mounts))
+			if got != want {
+				t.Errorf("kite enter's command runs as\n%s\nthe app runs as\n%s", got, want)
+			}
+			if app.Seccomp != 2 || app.NoNewPrivs != 1 {
+				t.Errorf("the app runs with seccomp %d, no_new_privs %d", app.Seccomp, app.NoNewPrivs)
+			}
+			// The app's probe ran under sh, which adds SHLVL and PWD.
+			shell := func(kv string) bool { return strings.HasPrefix(kv, "SHLVL=") || strings.HasPrefix(kv, "PWD=") }
+			appEnv := slices.Sorted(slices.Values(slices.DeleteFunc(app.Env, shell)))
+			if inEnv := slices.Sorted(slices.Values(in.Env)); !slices.Equal(inEnv, appEnv) {
+				t.Errorf("environment %v, the app's %v", inEnv, appEnv)
+			}
+			// The pod's pid namespace: its init is 1, the app and the command small numbers.
+			if in.PID > 100 || len(in.FDs) != 3 {
+				t.Errorf("pid %d (want one of the pod's), fds %v (want 0, 1, 2)", in.PID, in.FDs)
+			}
+			wantCode(t, kite(t, dir, "enter", name, "--", "sh", "-c", "exit 42"), 42, "kite enter -- sh -c 'exit 42'")
+			wantCode(t, kite(t, dir, "enter", name, "--", "nosuchcommand"), 127, "kite enter of a missing command")
+		})
+	}
+	r := kite(t, dir, "enter", "nosuchpod")
+	wantCode(t, r, 125, "kite enter of no pod")
+}
