@@ -37,6 +37,22 @@ func TestRootful(t *testing.T) {
 	})
 	t.Run("layers", func(t *testing.T) { checkLayers(t, dir) })
 	t.Run("user", func(t *testing.T) { checkUser(t, decodeInfo(t, runImage(t, dir, layoutRef("user")))) })
+	t.Run("pod lifecycle", func(t *testing.T) {
+		run := start(t, dir, nil, "run", "--name", "rootful", layoutRef("busybox"), "--", "sh", "-c", "echo ready; sleep 60")
+		waitOutput(t, run, "ready")
+		in := decodeInfo(t, kite(t, dir, "enter", "rootful", "--", "probe", "info"))
+		if in.CapEff != dockerDefaultCaps || in.Seccomp != 2 || in.NoNewPrivs != 1 {
+			t.Errorf("kite enter as root: CapEff %s, Seccomp %d, NoNewPrivs %d", in.CapEff, in.Seccomp, in.NoNewPrivs)
+		}
+		wantCode(t, kite(t, dir, "stop", "rootful"), 0, "kite stop")
+		wantCode(t, finish(t, run), 143, "the stopped pod")
+		before := len(podEntries(t, dir))
+		wantCode(t, kite(t, dir, "rm", "rootful"), 0, "kite rm")
+		wantCode(t, kite(t, dir, "run", "--rm", layoutRef("busybox"), "--", "true"), 0, "kite run --rm")
+		if after := len(podEntries(t, dir)); after != before-1 {
+			t.Errorf("%d pods before kite rm and a kite run --rm, %d after; want one fewer", before, after)
+		}
+	})
 }
 
 // TestRootfulVFS keeps the data directory on an overlayfs mount, where the store cannot use
