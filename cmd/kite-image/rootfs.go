@@ -11,23 +11,26 @@ import (
 
 // rootfsAction makes or removes a pod's own copy of an image, for stores without overlayfs:
 //
-//	rootfs --pod UUID IMAGE-ID    prints the directory of the copy
-//	rm-rootfs --pod UUID
+//	rootfs --pod UUID --app NAME IMAGE-ID    prints the directory of the copy
+//	rm-rootfs --pod UUID                     removes the copies of every app of the pod
 type rootfsAction struct {
-	remove  bool
-	pod     string
-	imageID string
+	remove   bool
+	pod, app string
+	imageID  string
 }
 
-func (a *rootfsAction) flags(fs *flag.FlagSet) { fs.StringVar(&a.pod, "pod", "", "pod UUID") }
+func (a *rootfsAction) flags(fs *flag.FlagSet) {
+	fs.StringVar(&a.pod, "pod", "", "pod UUID")
+	fs.StringVar(&a.app, "app", "", "app name")
+}
 
 func (a *rootfsAction) parse(args []string) error {
 	want := 1
 	if a.remove {
 		want = 0
 	}
-	if a.pod == "" || len(args) != want {
-		return usageError(errors.New("rootfs --pod UUID IMAGE-ID, or rm-rootfs --pod UUID"))
+	if a.pod == "" || len(args) != want || (a.app == "") != a.remove {
+		return usageError(errors.New("rootfs --pod UUID --app NAME IMAGE-ID, or rm-rootfs --pod UUID"))
 	}
 	if !a.remove {
 		a.imageID = args[0]
@@ -43,7 +46,7 @@ func (a *rootfsAction) run(_ context.Context, g *globals) error {
 	}
 	var dir string
 	err := withStore(g, func(st *imagestore.Store) (err error) {
-		dir, err = st.CreateRootfs(a.pod, a.imageID)
+		dir, err = st.CreateRootfs(a.pod, a.app, a.imageID)
 		return err
 	})
 	if err != nil {

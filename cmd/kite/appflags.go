@@ -11,15 +11,46 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// appOptions reads the app's flags of kite run into spec.Options.
-func appOptions(c *cli.Context) (spec.Options, error) {
+// flagSource is where an app's flags are read: the command's context, or an app's own flags over
+// it (layered).
+type flagSource interface {
+	String(name string) string
+	Bool(name string) bool
+	Int(name string) int
+	StringSlice(name string) []string
+	IsSet(name string) bool
+}
+
+// layered reads an app's own flags first, then the flags given before the first image.
+type layered struct{ own, shared flagSource }
+
+func (l layered) pick(name string) flagSource {
+	if l.own.IsSet(name) {
+		return l.own
+	}
+	return l.shared
+}
+
+func (l layered) String(name string) string { return l.pick(name).String(name) }
+func (l layered) Bool(name string) bool     { return l.pick(name).Bool(name) }
+func (l layered) Int(name string) int       { return l.pick(name).Int(name) }
+func (l layered) IsSet(name string) bool    { return l.own.IsSet(name) || l.shared.IsSet(name) }
+
+// StringSlice joins both: repeatable flags add up.
+func (l layered) StringSlice(name string) []string {
+	return append(append([]string{}, l.shared.StringSlice(name)...), l.own.StringSlice(name)...)
+}
+
+// appOptions reads an app's flags (from src) and the pod's (from c) into spec.Options. Volumes
+// are the pod's, read by podVolumes.
+func appOptions(c *cli.Context, src flagSource) (spec.Options, error) {
 	opts := spec.Options{
-		Exec:           c.String("exec"),
-		User:           c.String("user"),
-		Group:          c.String("group"),
-		SetEnv:         append(c.StringSlice("set-env"), c.StringSlice("e")...),
-		WorkingDir:     c.String("working-dir"),
-		ReadonlyRootfs: c.Bool("readonly-rootfs"),
+		Exec:           src.String("exec"),
+		User:           src.String("user"),
+		Group:          src.String("group"),
+		SetEnv:         append(src.StringSlice("set-env"), src.StringSlice("e")...),
+		WorkingDir:     src.String("working-dir"),
+		ReadonlyRootfs: src.Bool("readonly-rootfs"),
 	}
 	insecure, err := insecureOptions(c)
 	if err != nil {
@@ -28,19 +59,19 @@ func appOptions(c *cli.Context) (spec.Options, error) {
 	opts.AllCapabilities = insecure["capabilities"]
 	opts.UnmaskedPaths = insecure["paths"]
 	opts.NoSeccomp = insecure["seccomp"]
-	opts.Seccomp = c.String("seccomp")
-	opts.AllowNewPrivileges = !c.Bool("no-new-privileges")
-	opts.CapsRetain = splitList(c.StringSlice("caps-retain"), c.StringSlice("cap-add"))
-	opts.CapsRemove = splitList(c.StringSlice("caps-remove"), c.StringSlice("cap-drop"))
-	for _, u := range c.StringSlice("ulimit") {
+	opts.Seccomp = src.String("seccomp")
+	opts.AllowNewPrivileges = !src.Bool("no-new-privileges")
+	opts.CapsRetain = splitList(src.StringSlice("caps-retain"), src.StringSlice("cap-add"))
+	opts.CapsRemove = splitList(src.StringSlice("caps-remove"), src.StringSlice("cap-drop"))
+	for _, u := range src.StringSlice("ulimit") {
 		r, err := spec.ParseUlimit(u)
 		if err != nil {
 			return opts, err
 		}
 		opts.Rlimits = append(opts.Rlimits, r)
 	}
-	if c.IsSet("oom-score-adj") {
-		adj := c.Int("oom-score-adj")
+	if src.IsSet("oom-score-adj") {
+		adj := src.Int("oom-score-adj")
 		if adj < -1000 || adj > 1000 {
 			return opts, fmt.Errorf("--oom-score-adj %d: must be between -1000 and 1000", adj)
 		}
@@ -61,17 +92,17 @@ func appOptions(c *cli.Context) (spec.Options, error) {
 			return opts, fmt.Errorf("--pids-limit %d: give at least 1", opts.PidsLimit)
 		}
 	}
-	if c.Bool("inherit-env") {
+	if src.Bool("inherit-env") {
 		opts.Inherited = os.Environ()
 	}
-	for _, f := range c.StringSlice("set-env-file") {
+	for _, f := range src.StringSlice("set-env-file") {
 		env, err := readEnvFile(f)
 		if err != nil {
 			return opts, err
 		}
 		opts.EnvFile = append(opts.EnvFile, env...)
 	}
-	if list := c.String("supplementary-gids"); list != "" {
+	if list := src.String("supplementary-gids"); list != "" {
 		for _, g := range strings.Split(list, ",") {
 			gid, err := strconv.ParseUint(strings.TrimSpace(g), 10, 32)
 			if err != nil {
@@ -79,23 +110,6 @@ func appOptions(c *cli.Context) (spec.Options, error) {
 			}
 			opts.SupplementaryGIDs = append(opts.SupplementaryGIDs, uint32(gid))
 		}
-	}
-	for i, v := range append(c.StringSlice("volume"), c.StringSlice("v")...) {
-		vol, point, err := spec.ParseVolume(v, i)
-		if err != nil {
-			return opts, err
-		}
-		opts.Volumes = append(opts.Volumes, vol)
-		if point != nil {
-			opts.MountPoints = append(opts.MountPoints, *point)
-		}
-	}
-	for _, m := range c.StringSlice("mount") {
-		point, err := spec.ParseMount(m)
-		if err != nil {
-			return opts, err
-		}
-		opts.MountPoints = append(opts.MountPoints, point)
 	}
 	return opts, nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -87,41 +88,74 @@ func enterAction(c *cli.Context) error {
 	if p.State != pods.Running {
 		return fmt.Errorf("pod %s is %s, not running: kite enter needs a running pod", p.UUID, p.State)
 	}
-	if app := c.String("app"); app != "" && (p.Manifest == nil || len(p.Manifest.Apps) != 1 || p.Manifest.Apps[0].Name != app) {
-		return fmt.Errorf("pod %s has no app %q (kite status %s lists its apps)", p.UUID, app, pods.ShortID(p.UUID))
+	app, err := enteredApp(p, c.String("app"))
+	if err != nil {
+		return err
 	}
 	stage1, err := libexecPath("kite-stage1")
 	if err != nil {
 		return err
 	}
-	plan, namespaces, err := enterPlan(p, cmd)
+	plan, namespaces, err := enterPlan(p, app, cmd)
 	if err != nil {
 		return err
 	}
 	return enterPod(d, stage1, p, plan, namespaces)
 }
 
-// enterPlan is what kite-stage1 enter needs to start cmd as the pod's app, and the namespaces
-// to join.
-func enterPlan(p *pods.Pod, cmd []string) (*poddir.EnterPlan, uintptr, error) {
-	var s specs.Spec
-	if err := poddir.ReadJSON(p.Dir, poddir.ConfigFile, &s); err != nil {
+// enteredApp is the app --app names, or the pod's only one.
+func enteredApp(p *pods.Pod, name string) (string, error) {
+	if p.Manifest == nil || len(p.Manifest.Apps) == 0 {
+		return "", fmt.Errorf("pod %s has no pod.json", p.UUID)
+	}
+	var names []string
+	for _, a := range p.Manifest.Apps {
+		if a.Name == name {
+			return name, nil
+		}
+		names = append(names, a.Name)
+	}
+	if name == "" && len(names) == 1 {
+		return names[0], nil
+	}
+	if name == "" {
+		return "", fmt.Errorf("pod %s has several apps: say which to enter as with --app (%s)", p.UUID, strings.Join(names, ", "))
+	}
+	return "", fmt.Errorf("pod %s has no app %q (its apps: %s)", p.UUID, name, strings.Join(names, ", "))
+}
+
+// enterPlan is what kite-stage1 enter needs to start cmd as the pod's app app, and the
+// namespaces to join.
+func enterPlan(p *pods.Pod, app string, cmd []string) (*poddir.EnterPlan, uintptr, error) {
+	var pod, s specs.Spec
+	if err := poddir.ReadJSON(p.Dir, poddir.ConfigFile, &pod); err != nil {
 		return nil, 0, fmt.Errorf("pod %s: %w", p.UUID, err)
 	}
-	if s.Process == nil || s.Linux == nil {
+	appDir := filepath.Join(p.Dir, poddir.AppDir(app))
+	if err := poddir.ReadJSON(appDir, poddir.ConfigFile, &s); err != nil {
+		return nil, 0, fmt.Errorf("pod %s: %w", p.UUID, err)
+	}
+	if s.Process == nil || pod.Linux == nil {
 		return nil, 0, fmt.Errorf("pod %s: config.json has no process or linux section", p.UUID)
 	}
-	namespaces, err := podfork.CloneFlags(s.Linux.Namespaces)
+	namespaces, err := podfork.CloneFlags(pod.Linux.Namespaces)
 	if err != nil {
 		return nil, 0, err
 	}
 	proc := *s.Process
 	proc.Args, proc.Terminal, proc.ConsoleSize = cmd, false, nil
-	plan := &poddir.EnterPlan{Process: &proc, UIDMappings: s.Linux.UIDMappings, GIDMappings: s.Linux.GIDMappings}
-	if s.Linux.Seccomp != nil {
-		if plan.SeccompFilter, err = os.ReadFile(filepath.Join(p.Dir, poddir.SeccompFile)); err != nil {
+	plan := &poddir.EnterPlan{App: app, Process: &proc, UIDMappings: pod.Linux.UIDMappings, GIDMappings: pod.Linux.GIDMappings}
+	if s.Linux != nil && s.Linux.Seccomp != nil {
+		if plan.SeccompFilter, err = os.ReadFile(filepath.Join(appDir, poddir.SeccompFile)); err != nil {
 			return nil, 0, fmt.Errorf("pod %s: read its seccomp filter: %w", p.UUID, err)
 		}
+	}
+	last, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return nil, 0, err
+	}
+	if plan.LastCap, err = strconv.Atoi(strings.TrimSpace(string(last))); err != nil {
+		return nil, 0, fmt.Errorf("read /proc/sys/kernel/cap_last_cap: %w", err)
 	}
 	deny, err := os.ReadFile(fmt.Sprintf("/proc/%d/setgroups", p.Pid))
 	if err != nil {

@@ -97,10 +97,10 @@ func (h *imageHelper) runInput(in io.Reader, args ...string) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// podCopy makes pod id's own copy of image imageID in a store without overlayfs, and returns its
-// directory.
-func (h *imageHelper) podCopy(id, imageID string) (string, error) {
-	out, err := h.run("rootfs", "--pod", id, imageID)
+// podCopy makes app app of pod id its own copy of image imageID in a store without overlayfs,
+// and returns its directory.
+func (h *imageHelper) podCopy(id, app, imageID string) (string, error) {
+	out, err := h.run("rootfs", "--pod", id, "--app", app, imageID)
 	if err != nil {
 		return "", err
 	}
@@ -111,7 +111,7 @@ func (h *imageHelper) podCopy(id, imageID string) (string, error) {
 	return dir, nil
 }
 
-// removePodCopy deletes what podCopy made, for a pod that never ran.
+// removePodCopy deletes what podCopy made for the apps of a pod that never ran.
 func (h *imageHelper) removePodCopy(id string) {
 	h.run("rm-rootfs", "--pod", id)
 }

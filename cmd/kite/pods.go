@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -91,10 +92,28 @@ func viewOf(p *pods.Pod) podView {
 	if m := p.Manifest; m != nil {
 		v.Created = &m.Created
 		for _, a := range m.Apps {
-			v.Apps = append(v.Apps, appView{Name: a.Name, Image: a.Image, ImageID: a.ImageID, ExitCode: v.ExitCode})
+			v.Apps = append(v.Apps, appView{Name: a.Name, Image: a.Image, ImageID: a.ImageID, ExitCode: appExit(p, a.Name)})
 		}
 	}
 	return v
+}
+
+// appExit is app name's exit status, once the pod has recorded it. A pod whose init was killed
+// records the pod's status only: its one app ended with it.
+func appExit(p *pods.Pod, name string) *int {
+	e := p.Exit
+	if e == nil {
+		return nil
+	}
+	for _, a := range e.Apps {
+		if a.Name == name {
+			return &a.Code
+		}
+	}
+	if len(e.Apps) == 0 && p.Manifest != nil && len(p.Manifest.Apps) == 1 {
+		return &e.Code
+	}
+	return nil
 }
 
 func formatFlag() cli.Flag {
@@ -159,7 +178,11 @@ func listAction(c *cli.Context) error {
 			uuid = pods.ShortID(uuid)
 		}
 		if len(v.Apps) > 0 {
-			app, image = v.Apps[0].Name, v.Apps[0].Image
+			var names, images []string
+			for _, a := range v.Apps {
+				names, images = append(names, a.Name), append(images, a.Image)
+			}
+			app, image = strings.Join(names, ","), strings.Join(images, ",")
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", uuid, orDash(v.Name), app, image, v.State,
 			ago(v.Created, now), ago(v.Started, now), exitText(v))
@@ -311,7 +334,7 @@ func catManifestCommand() *cli.Command {
 		Name:         "cat-manifest",
 		Usage:        "print a pod's pod.json and config.json",
 		ArgsUsage:    "POD",
-		Description:  podRefHelp + "\n\nPrints one JSON object: {\"pod\": pod.json, \"config\": config.json (OCI runtime-spec)}.",
+		Description:  podRefHelp + "\n\nPrints one JSON object: {\"pod\": pod.json, \"config\": the pod's config.json, \"apps\": {NAME: the app's config.json}} (OCI runtime-spec).",
 		Flags:        uuidFileFlags(),
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
@@ -323,15 +346,25 @@ func catManifestCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			var doc struct {
-				Pod    json.RawMessage `json:"pod"`
-				Config json.RawMessage `json:"config"`
-			}
+			doc := struct {
+				Pod    json.RawMessage            `json:"pod"`
+				Config json.RawMessage            `json:"config"`
+				Apps   map[string]json.RawMessage `json:"apps"`
+			}{Apps: map[string]json.RawMessage{}}
 			if err := poddir.ReadJSON(p.Dir, poddir.PodFile, &doc.Pod); err != nil {
 				return fmt.Errorf("pod %s: %w", p.UUID, err)
 			}
 			if err := poddir.ReadJSON(p.Dir, poddir.ConfigFile, &doc.Config); err != nil {
 				return fmt.Errorf("pod %s: %w", p.UUID, err)
+			}
+			if p.Manifest != nil {
+				for _, a := range p.Manifest.Apps {
+					var cfg json.RawMessage
+					if err := poddir.ReadJSON(filepath.Join(p.Dir, poddir.AppDir(a.Name)), poddir.ConfigFile, &cfg); err != nil {
+						return fmt.Errorf("pod %s: %w", p.UUID, err)
+					}
+					doc.Apps[a.Name] = cfg
+				}
 			}
 			return printJSON(doc)
 		},

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/kite-runtime/kite/pkg/podcgroup"
@@ -15,25 +18,44 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// podFlags are the flags kite run and kite prepare add to the app's flags.
+// podFlags are the flags of the whole pod, given before its first image.
 func podFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "name", Usage: "name the pod `NAME`: other commands take it in place of the UUID (unique among existing pods)"},
+		&cli.StringFlag{Name: "name", Usage: "name the pod `NAME`: other commands take it in place of the UUID (unique among existing pods); after an image, it names that app"},
 		&cli.StringFlag{Name: "uuid-file-save", Usage: "write the pod's UUID to `FILE`"},
 		&cli.BoolFlag{Name: "rm", Usage: "remove the pod when it ends, whatever its exit status"},
+		&cli.StringFlag{Name: "exit-policy", Value: poddir.ExitAnyFailure, Usage: "when a pod of several apps ends: `POLICY` all (every app has ended), any (one has), any-failure (every app has, or one failed)"},
+		&cli.StringFlag{Name: "hostname", Usage: "the pod's hostname (default: kite-<first 8 digits of the pod UUID>)"},
+		&cli.StringFlag{Name: "memory", Usage: "limit the pod's memory to `SIZE` (512m, 2g; needs a delegated cgroup v2, see below)"},
+		&cli.StringFlag{Name: "cpu", Usage: "limit the pod's CPU time to `CPUS` (1.5) or millicores (500m; needs a delegated cgroup v2)"},
+		&cli.Int64Flag{Name: "pids-limit", Usage: "limit the pod to `N` processes and threads, its init included (needs a delegated cgroup v2)"},
+		&cli.IntFlag{Name: "preserve-fds", Usage: "pass descriptors 3 to 3+`N`-1 of kite's caller on to the app (every other one is closed; a pod of one app)"},
+		&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the app a terminal of its own, sized like yours and resized with it (needs a terminal on kite's stdin; a pod of one app)"},
+		&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "give the app kite's stdin; without it the app reads /dev/null (a pod of one app)"},
 	}
 }
 
-// createPod fetches the image when needed and writes the pod of kite run or kite prepare,
-// returning it locked.
+// createPod fetches the images when needed and writes the pod of kite run or kite prepare,
+// returning it locked with its config.json.
 func createPod(c *cli.Context, prepare bool) (*pods.Locked, *specs.Spec, error) {
-	image, appArgs, err := splitRunArgs(c.Args().Slice())
+	apps, err := splitApps(c.Args().Slice())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%s: %w", c.Command.Name, err)
 	}
 	if name := c.String("name"); name != "" {
 		if err := pods.ValidName(name); err != nil {
 			return nil, nil, err
+		}
+	}
+	policy := c.String("exit-policy")
+	if !slices.Contains([]string{poddir.ExitAll, poddir.ExitAny, poddir.ExitAnyFailure}, policy) {
+		return nil, nil, fmt.Errorf("--exit-policy %q: use all, any or any-failure", policy)
+	}
+	if len(apps) > 1 {
+		for _, f := range []string{"tty", "interactive", "preserve-fds"} {
+			if c.IsSet(f) {
+				return nil, nil, fmt.Errorf("--%s: only a pod of one app can have it", f)
+			}
 		}
 	}
 	fetch, err := newFetchRequest(c)
@@ -41,37 +63,44 @@ func createPod(c *cli.Context, prepare bool) (*pods.Locked, *specs.Spec, error) 
 		return nil, nil, err
 	}
 	d := fetch.dir
-	rec, err := fetch.storedImage(image)
+	var recs []*imageindex.Record
+	var defaults []string
+	for _, a := range apps {
+		rec, err := fetch.storedImage(a.image)
+		if err != nil {
+			return nil, nil, err
+		}
+		recs, defaults = append(recs, rec), append(defaults, pods.AppName(rec))
+	}
+	if os.Geteuid() != 0 && imageindex.IsSingleMapping(recs[0].UIDMap) {
+		fmt.Fprintln(os.Stderr, singleMappingWarning(d.Storage()))
+	}
+	names, err := appNames(apps, defaults)
 	if err != nil {
 		return nil, nil, err
 	}
-	if os.Geteuid() != 0 && imageindex.IsSingleMapping(rec.UIDMap) {
-		fmt.Fprintln(os.Stderr, singleMappingWarning(d.Storage()))
+	vols, mounts, err := podVolumes(c, apps)
+	if err != nil {
+		return nil, nil, err
 	}
 	id, err := pods.New()
 	if err != nil {
 		return nil, nil, err
 	}
-	opts, err := appOptions(c)
-	if err != nil {
-		return nil, nil, err
+	hostname := c.String("hostname")
+	if hostname == "" {
+		hostname = "kite-" + pods.ShortID(id)
 	}
-	opts.Hostname = c.String("hostname")
-	if opts.Hostname == "" {
-		opts.Hostname = "kite-" + pods.ShortID(id)
+	var contents []pods.App
+	for i, a := range apps {
+		app, err := appContents(c, a, recs[i], fetch.helper, hostname, vols, mounts[i])
+		if err != nil {
+			return nil, nil, fmt.Errorf("app %s: %w", names[i], err)
+		}
+		app.Name = names[i]
+		contents = append(contents, app)
 	}
-	if c.Args().Len() > 1 {
-		opts.Args = appArgs
-	}
-	cfg, err := spec.Generate(rec, opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	s := cfg.Spec
-	filter, err := seccompFilter(fetch.helper, s.Linux.Seccomp, cfg.SeccompNames)
-	if err != nil {
-		return nil, nil, err
-	}
+	s := contents[0].Spec
 	if !prepare {
 		// Before the pod exists: limits this host cannot apply refuse the run, leaving nothing.
 		// A prepared pod's limits are checked where it runs.
@@ -96,18 +125,23 @@ func createPod(c *cli.Context, prepare bool) (*pods.Locked, *specs.Spec, error) 
 		}
 		s.Annotations[poddir.PreserveFDsAnnotation] = strconv.Itoa(n)
 	}
-	var copyDir string
-	if rec.Driver == "vfs" {
-		if copyDir, err = fetch.helper.podCopy(id, rec.ID); err != nil {
-			return nil, nil, err
+	copied := false
+	for i := range contents {
+		if contents[i].Image.Driver == "vfs" {
+			copied = true
+			if contents[i].CopyDir, err = fetch.helper.podCopy(id, contents[i].Name, contents[i].Image.ID); err != nil {
+				break
+			}
 		}
 	}
-	p, err := pods.Create(d, id, pods.Contents{
-		ImageRef: image, Image: rec, CopyDir: copyDir, Spec: s, EmptyVolumes: cfg.EmptyVolumes, SeccompFilter: filter,
-		Name: c.String("name"), Prepare: prepare, RemoveOnExit: c.Bool("rm"),
-	})
+	var p *pods.Locked
+	if err == nil {
+		p, err = pods.Create(d, id, pods.Contents{
+			Apps: contents, Name: c.String("name"), Prepare: prepare, RemoveOnExit: c.Bool("rm"), ExitPolicy: policy,
+		})
+	}
 	if err != nil {
-		if copyDir != "" {
+		if copied {
 			fetch.helper.removePodCopy(id)
 		}
 		return nil, nil, err
@@ -119,7 +153,25 @@ func createPod(c *cli.Context, prepare bool) (*pods.Locked, *specs.Spec, error) 
 			return nil, nil, fmt.Errorf("--uuid-file-save: %w (pod %s was made; kite rm %s removes it)", err, id, id)
 		}
 	}
-	return p, s, nil
+	return p, pods.PodSpec(s), nil
+}
+
+// appContents builds one app's config.json and compiled filter.
+func appContents(c *cli.Context, a appArgs, rec *imageindex.Record, helper *imageHelper, hostname string, vols []spec.Volume, mounts []spec.MountPoint) (pods.App, error) {
+	opts, err := appOptions(c, a.source(c))
+	if err != nil {
+		return pods.App{}, err
+	}
+	opts.Hostname, opts.Volumes, opts.MountPoints, opts.Args = hostname, vols, mounts, a.args
+	cfg, err := spec.Generate(rec, opts)
+	if err != nil {
+		return pods.App{}, err
+	}
+	filter, err := seccompFilter(helper, cfg.Spec.Linux.Seccomp, cfg.SeccompNames)
+	if err != nil {
+		return pods.App{}, err
+	}
+	return pods.App{ImageRef: a.image, Image: rec, Spec: cfg.Spec, EmptyVolumes: cfg.EmptyVolumes, SeccompFilter: filter}, nil
 }
 
 func prepareCommand() *cli.Command {
@@ -192,43 +244,56 @@ func runPreparedAction(c *cli.Context) error {
 		p.Close()
 		return fmt.Errorf("pod %s is %s now, not prepared", p.UUID, p.State)
 	}
-	var s specs.Spec
-	if err := poddir.ReadJSON(p.Dir, poddir.ConfigFile, &s); err != nil {
+	s, err := prepareToRun(c, p)
+	if err != nil {
 		p.Close()
 		return err
-	}
-	// Limits this host cannot apply leave the pod prepared.
-	if _, err := podcgroup.Find(s.Linux.Resources); err != nil {
-		p.Close()
-		return err
-	}
-	changed := false
-	if s.Process.Terminal {
-		if err := withTerminal(&s, c.Bool("interactive")); err != nil {
-			p.Close()
-			return err
-		}
-		changed = true
-	}
-	if n := c.Int("preserve-fds"); n != 0 {
-		if err := checkPreservedFDs(n); err != nil {
-			p.Close()
-			return err
-		}
-		s.Annotations[poddir.PreserveFDsAnnotation] = strconv.Itoa(n)
-		changed = true
-	}
-	if changed {
-		if err := poddir.WriteJSON(p.Dir, poddir.ConfigFile, &s); err != nil {
-			p.Close()
-			return err
-		}
 	}
 	if err := p.Move(d, poddir.RunDir); err != nil {
 		p.Close()
 		return err
 	}
-	return startPod(stage1, p, &s, c.Bool("interactive"))
+	return startPod(stage1, p, s, c.Bool("interactive"))
+}
+
+// prepareToRun checks that the prepared pod p can run here and now, and sizes its terminal and
+// passes descriptors as the flags of run-prepared say. It returns the pod's config.json.
+func prepareToRun(c *cli.Context, p *pods.Locked) (*specs.Spec, error) {
+	var s specs.Spec
+	if err := poddir.ReadJSON(p.Dir, poddir.ConfigFile, &s); err != nil {
+		return nil, err
+	}
+	// Limits this host cannot apply leave the pod prepared.
+	if _, err := podcgroup.Find(s.Linux.Resources); err != nil {
+		return nil, err
+	}
+	if n := c.Int("preserve-fds"); n != 0 {
+		if len(p.Manifest.Apps) > 1 {
+			return nil, errors.New("--preserve-fds: only a pod of one app can have it")
+		}
+		if err := checkPreservedFDs(n); err != nil {
+			return nil, err
+		}
+		s.Annotations[poddir.PreserveFDsAnnotation] = strconv.Itoa(n)
+		if err := poddir.WriteJSON(p.Dir, poddir.ConfigFile, &s); err != nil {
+			return nil, err
+		}
+	}
+	// A terminal belongs to the first app, in a pod of one.
+	appDir := filepath.Join(p.Dir, poddir.AppDir(p.Manifest.Apps[0].Name))
+	var app specs.Spec
+	if err := poddir.ReadJSON(appDir, poddir.ConfigFile, &app); err != nil {
+		return nil, err
+	}
+	if app.Process.Terminal {
+		if err := withTerminal(&app, c.Bool("interactive")); err != nil {
+			return nil, err
+		}
+		if err := poddir.WriteJSON(appDir, poddir.ConfigFile, &app); err != nil {
+			return nil, err
+		}
+	}
+	return &s, nil
 }
 
 // stdinFromDevNull makes /dev/null the process's stdin.

@@ -68,11 +68,17 @@ Examples:
 	}
 }
 
-// runFlags are the flags of kite run: fetching, the app's and the pod's.
+// runFlags are the flags of kite run: fetching, the pod's, and the apps' (given before the first
+// image, an app flag applies to every app).
 func runFlags() []cli.Flag {
-	flags := append(fetchFlags(pullNew),
+	flags := append(fetchFlags(pullNew), appFlags()...)
+	return append(flags, podFlags()...)
+}
+
+// appFlags are the flags each app of a pod can have of its own.
+func appFlags() []cli.Flag {
+	return []cli.Flag{
 		&cli.StringFlag{Name: "exec", Usage: "run `PATH` instead of the image's Entrypoint"},
-		&cli.StringFlag{Name: "hostname", Usage: "the pod's hostname (default: kite-<first 8 digits of the pod UUID>)"},
 		&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "run the app as `USER`: a number or a name in the image's /etc/passwd (default: the image's)"},
 		&cli.StringFlag{Name: "group", Usage: "run the app with primary `GROUP`: a number or a name in the image's /etc/group (default: the user's)"},
 		&cli.StringFlag{Name: "supplementary-gids", Usage: "comma-separated group `IDS` to add to the user's groups"},
@@ -84,7 +90,7 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "inherit-env", Usage: "start from kite's own environment (the image and the flags above override it); without it, nothing of it reaches the app"},
 		&cli.StringFlag{Name: "working-dir", Aliases: []string{"w"}, Usage: "run the app in `DIR` (created when missing; default: the image's)"},
 		&cli.StringSliceFlag{Name: "v", Usage: "same as --volume `VOLUME`"},
-		&cli.StringSliceFlag{Name: "volume", Usage: "define a `VOLUME`: NAME,kind=host,source=PATH[,readOnly=true][,recursive=false] or NAME,kind=empty[,mode=0755][,uid=N][,gid=N], mounted with --mount; or SOURCE:TARGET[:ro], mounted at once (repeatable)"},
+		&cli.StringSliceFlag{Name: "volume", Usage: "define a `VOLUME` of the pod: NAME,kind=host,source=PATH[,readOnly=true][,recursive=false] or NAME,kind=empty[,mode=0755][,uid=N][,gid=N], mounted with --mount; or SOURCE:TARGET[:ro], mounted at once (repeatable)"},
 		&cli.StringSliceFlag{Name: "mount", Usage: "mount a volume: `volume=NAME,target=PATH` (repeatable)"},
 		&cli.BoolFlag{Name: "readonly-rootfs", Aliases: []string{"read-only"}, Usage: "make the root filesystem read-only (/tmp and /run stay writable tmpfs)"},
 		&cli.StringSliceFlag{Name: "caps-retain", Usage: "comma-separated `CAPS` to keep besides the default set (chown or CAP_CHOWN; all for every one)"},
@@ -93,31 +99,9 @@ func runFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "cap-drop", Usage: "same as --caps-remove `CAPS`"},
 		&cli.StringSliceFlag{Name: "ulimit", Usage: "set a resource limit of the app, `NAME=SOFT[:HARD]` (nofile, nproc, core, stack ...; a number or unlimited; repeatable)"},
 		&cli.IntFlag{Name: "oom-score-adj", Usage: "the app's oom_score_adj `N`, -1000 to 1000 (lowering it below kite's own needs privilege)"},
-		&cli.StringFlag{Name: "memory", Usage: "limit the pod's memory to `SIZE` (512m, 2g; needs a delegated cgroup v2, see below)"},
-		&cli.StringFlag{Name: "cpu", Usage: "limit the pod's CPU time to `CPUS` (1.5) or millicores (500m; needs a delegated cgroup v2)"},
-		&cli.Int64Flag{Name: "pids-limit", Usage: "limit the pod to `N` processes and threads, its init included (needs a delegated cgroup v2)"},
-		&cli.IntFlag{Name: "preserve-fds", Usage: "pass descriptors 3 to 3+`N`-1 of kite's caller on to the app (every other one is closed)"},
-		&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the app a terminal of its own, sized like yours and resized with it (needs a terminal on kite's stdin)"},
-		&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "give the app kite's stdin; without it the app reads /dev/null"},
 		&cli.BoolFlag{Name: "no-new-privileges", Value: true, Usage: "set no_new_privs: setuid binaries and file capabilities grant nothing in the app (--no-new-privileges=false to allow them)"},
 		&cli.StringFlag{Name: "seccomp", Usage: "the app's system call filter instead of the default profile: `mode=retain|remove[,errno=ENAME],SYSCALL|@GROUP,...` (see below)"},
-	)
-	return append(flags, podFlags()...)
-}
-
-// splitRunArgs separates IMAGE from the app's arguments, which follow "--".
-func splitRunArgs(args []string) (image string, appArgs []string, err error) {
-	if len(args) == 0 {
-		return "", nil, errors.New("run: no image given: kite run IMAGE [-- ARGS...]")
 	}
-	image, rest := args[0], args[1:]
-	if len(rest) == 0 {
-		return image, nil, nil
-	}
-	if rest[0] != "--" {
-		return "", nil, fmt.Errorf("run: unexpected argument %q after the image: put the app's arguments after --, e.g. kite run IMAGE -- %s", rest[0], rest[0])
-	}
-	return image, rest[1:], nil
 }
 
 func runAction(c *cli.Context) error {

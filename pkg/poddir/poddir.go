@@ -14,18 +14,21 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// File and directory names inside a pod directory.
+// File and directory names inside a pod directory. Each app has a directory of its own, AppDir,
+// with its ConfigFile, RootfsFile, SeccompFile, UpperDir and WorkDir; the pod's ConfigFile holds
+// what the apps share.
 const (
-	ConfigFile     = "config.json" // OCI runtime-spec document: what stage1 sets up
+	ConfigFile     = "config.json" // OCI runtime-spec: the pod's namespaces, id maps, hostname, limits; an app's process, root, mounts, seccomp
 	PodFile        = "pod.json"    // Pod: identity and the apps' images
-	RootfsFile     = "rootfs.json" // Rootfs: how to assemble the app's root filesystem
-	SeccompFile    = "seccomp.bpf" // config.json's seccomp filter compiled to BPF (struct sock_filter[])
+	AppsDir        = "apps"        // AppsDir/NAME: one directory per app
+	RootfsFile     = "rootfs.json" // Rootfs: how to assemble an app's root filesystem
+	SeccompFile    = "seccomp.bpf" // an app's seccomp filter compiled to BPF (struct sock_filter[])
 	PidFile        = "pid"         // host PID of the pod's init, written once it runs
 	CgroupFile     = "cgroup"      // the pod's own cgroup directory, when it has limits
 	ExitStatusFile = "exit-status" // ExitStatus, written when the pod ends
-	RootfsDir      = "rootfs"      // mount point of the assembled root filesystem
-	UpperDir       = "upper"       // overlay upper dir: the app's writes
-	WorkDir        = "work"        // overlay work dir
+	RootfsDir      = "rootfs"      // mount point of the pod's root, with each app's root filesystem below it
+	UpperDir       = "upper"       // an app's overlay upper dir: its writes
+	WorkDir        = "work"        // an app's overlay work dir
 )
 
 // Directories of DATA/pods, one per stage of a pod's life (stage0/pods has the whole lifecycle).
@@ -59,6 +62,19 @@ const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // SchemaVersion is the version of every JSON document in this package.
 const SchemaVersion = 1
 
+// AppDir is the directory of app name, relative to the pod directory.
+func AppDir(name string) string { return filepath.Join(AppsDir, name) }
+
+// Exit policies: when a pod with several apps ends.
+const (
+	// ExitAll: when every app has ended.
+	ExitAll = "all"
+	// ExitAny: as soon as one app has ended.
+	ExitAny = "any"
+	// ExitAnyFailure: when every app has ended, or as soon as one fails.
+	ExitAnyFailure = "any-failure"
+)
+
 // Pod is pod.json.
 type Pod struct {
 	SchemaVersion int       `json:"schemaVersion"`
@@ -69,6 +85,8 @@ type Pod struct {
 	Apps          []App     `json:"apps"`
 	// RemoveOnExit has the monitor remove the pod once it has ended (--rm).
 	RemoveOnExit bool `json:"removeOnExit,omitempty"`
+	// ExitPolicy says when the pod ends (ExitAll, ExitAny, ExitAnyFailure).
+	ExitPolicy string `json:"exitPolicy"`
 }
 
 // App names one app of the pod and the image it runs.
@@ -122,19 +140,31 @@ type ExitStatus struct {
 	Code int `json:"code"`
 	// Signal names the signal that killed the app, if one did.
 	Signal string `json:"signal,omitempty"`
+	// Apps are each app's own ending, in pod.json's order; an app that never ran is left out.
+	Apps []AppExit `json:"apps,omitempty"`
+}
+
+// AppExit is how one app ended.
+type AppExit struct {
+	Name   string `json:"name"`
+	Code   int    `json:"code"`
+	Signal string `json:"signal,omitempty"`
 }
 
 // EnterPlan is what kite enter hands kite-stage1 enter on descriptor 3: the command to start
 // inside the pod, restricted as the app is. kite-stage1 enter runs in the pod's namespaces but
 // outside its pid namespace, where neither the pod directory nor /proc/self can be read.
 type EnterPlan struct {
-	// Process is the app's, with the command's arguments.
+	// App names the app to enter as; Process is its, with the command's arguments.
+	App     string         `json:"app"`
 	Process *specs.Process `json:"process"`
 	// UIDMappings and GIDMappings are the pod's id maps; SetgroupsDenied says whether its user
 	// namespace denies setgroups(2).
 	UIDMappings     []specs.LinuxIDMapping `json:"uidMappings"`
 	GIDMappings     []specs.LinuxIDMapping `json:"gidMappings"`
 	SetgroupsDenied bool                   `json:"setgroupsDenied,omitempty"`
+	// LastCap is the kernel's last capability (/proc/sys/kernel/cap_last_cap).
+	LastCap int `json:"lastCap"`
 	// SeccompFilter is the app's compiled filter (seccomp.bpf), if it has one.
 	SeccompFilter []byte `json:"seccompFilter,omitempty"`
 }

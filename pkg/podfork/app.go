@@ -5,19 +5,32 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// App is how the pod's init starts the app.
+// App is how the pod's init starts an app, and kite-stage1 enter a command.
 type App struct {
 	Path      string
 	Args, Env []string
 	Dir       string
-	UID, GID  uint32
-	Groups    []uint32
+	// Root, when set, is the app's root filesystem as the starting process sees it: the child
+	// moves into a mount namespace of its own and pivots into it, so that each app of a pod has
+	// its own root.
+	Root string
+	// Rlimits are set with prlimit(2); OOMScoreAdj, when set, is written to oom_score_adj.
+	Rlimits     []Rlimit
+	OOMScoreAdj *int
+	// DropBounding lists the capabilities to drop from the bounding set. The inheritable and
+	// ambient sets are always emptied: kite never grants capabilities through them.
+	DropBounding []uintptr
+	// NoNewPrivs sets no_new_privs.
+	NoNewPrivs bool
+	UID, GID   uint32
+	Groups     []uint32
 	// KeepGroups leaves the supplementary groups as they are, where setgroups(2) is denied.
 	KeepGroups bool
 	// Terminal, when not nil, becomes the app's controlling terminal and its descriptors 0, 1, 2.
@@ -33,9 +46,18 @@ type App struct {
 	DieWithParent bool
 }
 
+// Rlimit is one resource limit (RLIMIT_NOFILE...).
+type Rlimit struct {
+	Resource int
+	Limit    unix.Rlimit
+}
+
 // Steps of the app's start, reported by the child when one fails.
 const (
-	stepSession = iota + 1
+	stepRoot = iota + 1
+	stepLimits
+	stepCapabilities
+	stepSession
 	stepTerminal
 	stepDescriptors
 	stepFilter
@@ -46,13 +68,18 @@ const (
 	stepExec
 	stepJoin
 	stepForked // not a failure: kite enter's first child reports its second's PID
+	stepStage1
 )
 
+// ErrStage1 is what the child reports when the app's command is its own binary, kite-stage1.
+var ErrStage1 = errors.New("it is kite's own stage1 binary, which never runs as an app (CVE-2019-5736)")
+
 var stepNames = map[uint32]string{
-	stepSession: "start a session", stepTerminal: "make the terminal the app's",
+	stepRoot: "enter the app's root filesystem", stepLimits: "set resource limits",
+	stepCapabilities: "limit capabilities", stepSession: "start a session", stepTerminal: "make the terminal the app's",
 	stepDescriptors: "pass descriptors", stepFilter: "load the seccomp filter",
 	stepGroups: "set supplementary groups", stepGID: "set the group id", stepUID: "set the user id",
-	stepDir: "enter the working directory", stepJoin: "join the pod's namespaces",
+	stepDir: "enter the working directory", stepJoin: "join the pod's namespaces", stepStage1: "check the command",
 }
 
 // ExecError is a failure of the exec itself, which decides the exit status (126 or 127).
@@ -98,6 +125,37 @@ func StartApp(a *App) (int, error) {
 	if a.Terminal != nil {
 		c.terminal = int(a.Terminal.Fd())
 	}
+	var root, dot, slash, procOOM, oom []byte
+	if a.Root != "" {
+		if root, err = syscall.ByteSliceFromString(a.Root); err != nil {
+			return 0, err
+		}
+		dot, slash = []byte(".\x00"), []byte("/\x00")
+		c.root, c.dot, c.slash = uintptr(unsafe.Pointer(&root[0])), uintptr(unsafe.Pointer(&dot[0])), uintptr(unsafe.Pointer(&slash[0]))
+	}
+	c.rlimits = a.Rlimits
+	if a.OOMScoreAdj != nil {
+		procOOM = []byte("/proc/self/oom_score_adj\x00")
+		oom = []byte(strconv.Itoa(*a.OOMScoreAdj))
+		c.oomPath, c.oom, c.noom = uintptr(unsafe.Pointer(&procOOM[0])), uintptr(unsafe.Pointer(&oom[0])), uintptr(len(oom))
+	}
+	c.drop = a.DropBounding
+	c.noNewPrivs = a.NoNewPrivs
+	// The child compares what its exec would run with its own binary, kite-stage1, as the exec
+	// will see them: in the app's root, through the app's /proc (an image whose command is, or
+	// links to, /proc/self/exe would run kite-stage1 inside the pod: CVE-2019-5736).
+	selfExe := []byte("/proc/self/exe\x00")
+	stats := new([2]unix.Statx_t)
+	c.selfExe, c.stats = uintptr(unsafe.Pointer(&selfExe[0])), stats
+	// The child keeps the permitted and effective sets it inherits and empties the inheritable
+	// one: capset(2) with the data capget(2) gives here, inheritable cleared.
+	capHeader := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var capData [2]unix.CapUserData
+	if err := unix.Capget(&capHeader, &capData[0]); err != nil {
+		return 0, fmt.Errorf("start the app: %w", os.NewSyscallError("capget", err))
+	}
+	capData[0].Inheritable, capData[1].Inheritable = 0, 0
+	c.capHeader, c.capData = uintptr(unsafe.Pointer(&capHeader)), uintptr(unsafe.Pointer(&capData[0]))
 	var prog unix.SockFprog
 	if a.Filter != nil {
 		if len(a.Filter) == 0 || len(a.Filter)%8 != 0 || len(a.Filter)/8 > 0xffff {
@@ -116,6 +174,15 @@ func StartApp(a *App) (int, error) {
 	runtime.KeepAlive(dir)
 	runtime.KeepAlive(a)
 	runtime.KeepAlive(&prog)
+	runtime.KeepAlive(root)
+	runtime.KeepAlive(dot)
+	runtime.KeepAlive(slash)
+	runtime.KeepAlive(procOOM)
+	runtime.KeepAlive(oom)
+	runtime.KeepAlive(&capHeader)
+	runtime.KeepAlive(&capData)
+	runtime.KeepAlive(selfExe)
+	runtime.KeepAlive(stats)
 	return pid, err
 }
 
@@ -153,6 +220,9 @@ func forkReporting(what string, fork func(report uintptr) (int, syscall.Errno)) 
 	if step == stepExec {
 		return 0, &ExecError{Errno: e}
 	}
+	if step == stepStage1 {
+		return 0, ErrStage1
+	}
 	return 0, fmt.Errorf("%s: %s: %w", what, stepNames[step], e)
 }
 
@@ -184,7 +254,30 @@ type appChild struct {
 	filter               uintptr
 	filterFirst          bool
 	dieWithParent        bool
+	root, dot, slash     uintptr
+	rlimits              []Rlimit
+	oomPath, oom, noom   uintptr
+	drop                 []uintptr
+	noNewPrivs           bool
+	capHeader, capData   uintptr
+	selfExe              uintptr
+	stats                *[2]unix.Statx_t
 	report               uintptr
+}
+
+// sameFile reports whether paths a and b (C strings) lead to the same file, with statx(2) into
+// the two buffers of sa; false when either cannot be reached.
+//
+//go:nosplit
+//go:norace
+func sameFile(a, b uintptr, sa *[2]unix.Statx_t) bool {
+	cwd := unix.AT_FDCWD
+	for i, p := range [2]uintptr{a, b} {
+		if _, _, e := syscall.RawSyscall6(unix.SYS_STATX, uintptr(cwd), p, 0, unix.STATX_INO, uintptr(unsafe.Pointer(&sa[i])), 0); e != 0 {
+			return false
+		}
+	}
+	return sa[0].Ino == sa[1].Ino && sa[0].Dev_major == sa[1].Dev_major && sa[0].Dev_minor == sa[1].Dev_minor
 }
 
 // forkApp is the fork. In the child it never returns.
@@ -220,6 +313,62 @@ func forkApp(c *appChild) (int, syscall.Errno) {
 			goto fail
 		}
 	}
+	if c.root != 0 {
+		// A mount namespace of the app's own, which receives nothing from the init's and sends
+		// nothing back, with the app's root filesystem as its root (pivot_root(".", ".") stacks
+		// the old root on the new one, to be detached at once).
+		step = stepRoot
+		if _, _, e = syscall.RawSyscall(syscall.SYS_UNSHARE, unix.CLONE_NEWNS, 0, 0); e != 0 {
+			goto fail
+		}
+		if _, _, e = syscall.RawSyscall6(syscall.SYS_MOUNT, 0, c.slash, 0, unix.MS_REC|unix.MS_SLAVE, 0, 0); e != 0 {
+			goto fail
+		}
+		if _, _, e = syscall.RawSyscall(syscall.SYS_CHDIR, c.root, 0, 0); e != 0 {
+			goto fail
+		}
+		if _, _, e = syscall.RawSyscall(syscall.SYS_PIVOT_ROOT, c.dot, c.dot, 0); e != 0 {
+			goto fail
+		}
+		if _, _, e = syscall.RawSyscall(syscall.SYS_UMOUNT2, c.dot, unix.MNT_DETACH, 0); e != 0 {
+			goto fail
+		}
+	}
+	step = stepLimits
+	for i := range c.rlimits {
+		r := &c.rlimits[i]
+		if _, _, e = syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, uintptr(r.Resource), uintptr(unsafe.Pointer(&r.Limit)), 0, 0, 0); e != 0 {
+			goto fail
+		}
+	}
+	if c.oomPath != 0 {
+		var fd uintptr
+		if fd, _, e = syscall.RawSyscall(syscall.SYS_OPEN, c.oomPath, syscall.O_WRONLY|syscall.O_CLOEXEC, 0); e != 0 {
+			goto fail
+		}
+		_, _, e = syscall.RawSyscall(syscall.SYS_WRITE, fd, c.oom, c.noom)
+		syscall.RawSyscall(syscall.SYS_CLOSE, fd, 0, 0)
+		if e != 0 {
+			goto fail
+		}
+	}
+	step = stepCapabilities
+	for _, cp := range c.drop {
+		if _, _, e = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAPBSET_DROP, cp, 0, 0, 0, 0); e != 0 {
+			goto fail
+		}
+	}
+	if _, _, e = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); e != 0 {
+		goto fail
+	}
+	if _, _, e = syscall.RawSyscall(syscall.SYS_CAPSET, c.capHeader, c.capData, 0); e != 0 {
+		goto fail
+	}
+	if c.noNewPrivs {
+		if _, _, e = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); e != 0 {
+			goto fail
+		}
+	}
 	if c.filter != 0 && c.filterFirst {
 		if _, _, e = syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, c.filter); e != 0 {
 			step = stepFilter
@@ -242,6 +391,10 @@ func forkApp(c *appChild) (int, syscall.Errno) {
 	}
 	if _, _, e = syscall.RawSyscall(syscall.SYS_CHDIR, c.dir, 0, 0); e != 0 {
 		step = stepDir
+		goto fail
+	}
+	if sameFile(c.path, c.selfExe, c.stats) {
+		step, e = stepStage1, unix.EPERM
 		goto fail
 	}
 	// After setuid(2), which clears it.

@@ -6,10 +6,11 @@
 //	1     P -> C     mapped    -              stage0 (P before it execs the monitor) wrote C's
 //	                                          uid/gid maps; C, still stage0's fork, execs the
 //	                                          init, which gains its capabilities there
-//	2     C -> P     started   pid            the app was exec'd; pid is its pid inside the pod
+//	2     C -> P     started   pid            the apps were exec'd; pid is the first's inside the pod
 //	2'    C -> P     error     code, message  setup failed before the app ran; C exits. P prints
 //	                                          the message once and exits with code (125/126/127)
-//	3     C -> P     exited    status         the app ended with this wait(2) status; C exits
+//	3     C -> P     exited    status, apps   the pod ended with this wait(2) status (as its exit
+//	                                          policy says), each app with its own; C exits
 //
 // If C dies without sending error or exited, P reports that the pod's init died and exits 125.
 package syncproto
@@ -40,6 +41,14 @@ type Message struct {
 	Code   int    `json:"code,omitempty"`
 	Text   string `json:"message,omitempty"`
 	Status int    `json:"status,omitempty"` // raw wait(2) status
+	// Apps, with exited, are how each app ended.
+	Apps []AppStatus `json:"apps,omitempty"`
+}
+
+// AppStatus is one app's raw wait(2) status.
+type AppStatus struct {
+	Name   string `json:"name"`
+	Status int    `json:"status"`
 }
 
 // maxMessage bounds one datagram; error texts are the only variable part.

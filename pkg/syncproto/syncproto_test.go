@@ -3,6 +3,7 @@ package syncproto
 import (
 	"errors"
 	"io"
+	"reflect"
 	"testing"
 )
 
@@ -21,7 +22,7 @@ func TestRoundTripAndEOF(t *testing.T) {
 	}
 	c.Close()
 	got, err := p.Recv()
-	if err != nil || got != want {
+	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("Recv = %+v, %v; want %+v", got, err, want)
 	}
 	// Datagrams keep their boundaries: the second message arrives whole and alone.

@@ -185,7 +185,11 @@ func (s *Store) podCopies(id string) ([]string, error) {
 	var pods []string
 	for _, c := range containers {
 		if c.ImageID == id {
-			pods = append(pods, strings.TrimPrefix(strings.Join(c.Names, ","), "kite-pod-"))
+			for _, name := range c.Names {
+				if uuid := podOfRootfs(name); uuid != "" {
+					pods = append(pods, uuid)
+				}
+			}
 		}
 	}
 	return pods, nil

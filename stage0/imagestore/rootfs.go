@@ -12,17 +12,32 @@ import (
 // The vfs driver cannot be mounted as layers: a pod's root filesystem is a copy of the image, made
 // as a storage container (rkt's "tree store" equivalent for hosts without native overlay).
 
-func rootfsName(podUUID string) (string, error) {
-	if podUUID == "" || strings.ContainsAny(podUUID, "/ \t\n") {
+// rootfsPrefix starts the names of a pod's copies: kite-pod-UUID-APP.
+const rootfsPrefix = "kite-pod-"
+
+func rootfsName(podUUID, app string) (string, error) {
+	if len(podUUID) != 36 || strings.ContainsAny(podUUID, "/ \t\n") {
 		return "", fmt.Errorf("invalid pod UUID %q", podUUID)
 	}
-	return "kite-pod-" + podUUID, nil
+	if app == "" || strings.ContainsAny(app, "/ \t\n") {
+		return "", fmt.Errorf("invalid app name %q", app)
+	}
+	return rootfsPrefix + podUUID + "-" + app, nil
 }
 
-// CreateRootfs creates the root filesystem of pod podUUID from image imageID and returns its
-// directory. Run again for the same pod, it returns the same directory.
-func (s *Store) CreateRootfs(podUUID, imageID string) (string, error) {
-	name, err := rootfsName(podUUID)
+// podOfRootfs is the UUID of the pod a copy's name names, "" when it names none.
+func podOfRootfs(name string) string {
+	rest, ok := strings.CutPrefix(name, rootfsPrefix)
+	if !ok || len(rest) < 36 {
+		return ""
+	}
+	return rest[:36]
+}
+
+// CreateRootfs creates the root filesystem of app app of pod podUUID from image imageID and
+// returns its directory. Run again for the same app, it returns the same directory.
+func (s *Store) CreateRootfs(podUUID, app, imageID string) (string, error) {
+	name, err := rootfsName(podUUID, app)
 	if err != nil {
 		return "", err
 	}
@@ -56,21 +71,22 @@ func (s *Store) CreateRootfs(podUUID, imageID string) (string, error) {
 	return dir, nil
 }
 
-// RemoveRootfs deletes the root filesystem of pod podUUID; it is not an error if there is none.
+// RemoveRootfs deletes the root filesystems of pod podUUID's apps; it is not an error if there
+// are none.
 func (s *Store) RemoveRootfs(podUUID string) error {
-	name, err := rootfsName(podUUID)
+	containers, err := s.Containers()
 	if err != nil {
-		return err
+		return fmt.Errorf("remove the root filesystems of pod %s: %w", podUUID, err)
 	}
-	c, err := s.Container(name)
-	if errors.Is(err, storage.ErrContainerUnknown) {
-		return nil
-	}
-	if err == nil {
-		err = s.DeleteContainer(c.ID)
-	}
-	if err != nil {
-		return fmt.Errorf("remove the root filesystem of pod %s: %w", podUUID, err)
+	for _, c := range containers {
+		for _, name := range c.Names {
+			if podOfRootfs(name) != podUUID {
+				continue
+			}
+			if err := s.DeleteContainer(c.ID); err != nil && !errors.Is(err, storage.ErrContainerUnknown) {
+				return fmt.Errorf("remove the root filesystem %s of pod %s: %w", name, podUUID, err)
+			}
+		}
 	}
 	return nil
 }
@@ -87,8 +103,8 @@ func (s *Store) RemoveOrphanRootfs(exists func(uuid string) bool, minAge time.Du
 	var removed []string
 	for _, c := range containers {
 		for _, name := range c.Names {
-			uuid, ok := strings.CutPrefix(name, "kite-pod-")
-			if !ok || exists(uuid) || time.Since(c.Created) < minAge {
+			uuid := podOfRootfs(name)
+			if uuid == "" || exists(uuid) || time.Since(c.Created) < minAge {
 				continue
 			}
 			if err := s.DeleteContainer(c.ID); err != nil && !errors.Is(err, storage.ErrContainerUnknown) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -35,33 +36,66 @@ func New() (string, error) {
 // ShortID is the first eight hex digits of a pod UUID.
 func ShortID(id string) string { return id[:8] }
 
-// Contents is what a pod directory holds for one app.
-type Contents struct {
+// App is what a pod directory holds for one app.
+type App struct {
+	// Name names the app in the pod: unique in it, and the name of its directory.
+	Name string
 	// ImageRef is the image as the user named it; Image its record.
 	ImageRef string
 	Image    *imageindex.Record
 	// CopyDir is the pod's own copy of the image for a store without overlayfs (Image.Driver
 	// "vfs"), else empty.
 	CopyDir string
-	Spec    *specs.Spec
-	// EmptyVolumes lists the empty volumes stage1 makes.
+	// Spec is the app's config.json.
+	Spec *specs.Spec
+	// EmptyVolumes lists the empty volumes stage1 makes for the app's mounts.
 	EmptyVolumes []poddir.EmptyVolume
 	// SeccompFilter is Spec's seccomp profile compiled to BPF; nil when Spec has none.
 	SeccompFilter []byte
+}
+
+// Contents is what a pod directory holds.
+type Contents struct {
+	Apps []App
 	// Name names the pod ("" for none); no other pod may have it.
 	Name string
 	// Prepare leaves the pod prepared (kite prepare) instead of ready to run now.
 	Prepare bool
 	// RemoveOnExit has the monitor remove the pod when it ends (--rm).
 	RemoveOnExit bool
+	// ExitPolicy is poddir.ExitAll, ExitAny or ExitAnyFailure ("": ExitAnyFailure).
+	ExitPolicy string
 }
 
-// Create writes the pod directory for one app under its lock, in the embryo state, then moves it
-// to the run state (or the prepared one), still locked. On failure nothing is left behind.
+// PodSpec is the pod's config.json: what the apps share, taken from the first app's (namespaces,
+// id maps, hostname, limits, annotations).
+func PodSpec(app *specs.Spec) *specs.Spec {
+	return &specs.Spec{
+		Version:  app.Version,
+		Hostname: app.Hostname,
+		Linux: &specs.Linux{
+			UIDMappings: app.Linux.UIDMappings, GIDMappings: app.Linux.GIDMappings,
+			Namespaces: app.Linux.Namespaces, Resources: app.Linux.Resources,
+		},
+		Annotations: app.Annotations,
+	}
+}
+
+// Create writes the pod directory under its lock, in the embryo state, then moves it to the run
+// state (or the prepared one), still locked. On failure nothing is left behind.
 func Create(d datadir.Dir, id string, c Contents) (_ *Locked, err error) {
-	rec, s := c.Image, c.Spec
-	if (s.Linux.Seccomp != nil) != (c.SeccompFilter != nil) {
-		return nil, errors.New("create pod: the seccomp profile and its compiled filter must come together")
+	if len(c.Apps) == 0 {
+		return nil, errors.New("create pod: it has no app")
+	}
+	// The pod has one user namespace: every image must have been stored under its id maps.
+	for _, app := range c.Apps[1:] {
+		if !reflect.DeepEqual(app.Spec.Linux.UIDMappings, c.Apps[0].Spec.Linux.UIDMappings) ||
+			!reflect.DeepEqual(app.Spec.Linux.GIDMappings, c.Apps[0].Spec.Linux.GIDMappings) {
+			return nil, fmt.Errorf("create pod: the images of apps %s and %s were stored under different id maps; fetch them into one store", c.Apps[0].Name, app.Name)
+		}
+	}
+	if c.ExitPolicy == "" {
+		c.ExitPolicy = poddir.ExitAnyFailure
 	}
 	embryos := d.PodsIn(poddir.EmbryoDir)
 	if err := os.MkdirAll(embryos, 0o700); err != nil {
@@ -95,27 +129,21 @@ func Create(d datadir.Dir, id string, c Contents) (_ *Locked, err error) {
 			}
 		}()
 	}
-	for _, sub := range []string{poddir.RootfsDir, poddir.UpperDir, poddir.WorkDir} {
-		if err := os.Mkdir(filepath.Join(dir, sub), 0o755); err != nil {
-			return nil, fmt.Errorf("create pod: %w", err)
-		}
-	}
+	first := c.Apps[0].Spec
 	podDoc := poddir.Pod{
-		SchemaVersion: poddir.SchemaVersion, UUID: id, Name: c.Name, Hostname: s.Hostname, Created: time.Now().UTC(), RemoveOnExit: c.RemoveOnExit,
-		Apps: []poddir.App{{Name: appName(rec), Image: c.ImageRef, ImageID: rec.ID, ManifestDigest: rec.ManifestDigest}},
+		SchemaVersion: poddir.SchemaVersion, UUID: id, Name: c.Name, Hostname: first.Hostname, Created: time.Now().UTC(),
+		RemoveOnExit: c.RemoveOnExit, ExitPolicy: c.ExitPolicy,
 	}
-	// stage1 finds the upper and work dirs where the pod will be once it runs.
-	layers, err := rootfsDoc(rec, c.CopyDir, filepath.Join(d.PodsIn(poddir.RunDir), id))
-	if err != nil {
-		return nil, err
+	if err := os.Mkdir(filepath.Join(dir, poddir.RootfsDir), 0o755); err != nil {
+		return nil, fmt.Errorf("create pod: %w", err)
 	}
-	layers.EmptyVolumes = c.EmptyVolumes
-	if c.SeccompFilter != nil {
-		if err := os.WriteFile(filepath.Join(dir, poddir.SeccompFile), c.SeccompFilter, 0o600); err != nil {
-			return nil, fmt.Errorf("create pod: %w", err)
+	for _, app := range c.Apps {
+		if err := createApp(d, id, dir, app); err != nil {
+			return nil, err
 		}
+		podDoc.Apps = append(podDoc.Apps, poddir.App{Name: app.Name, Image: app.ImageRef, ImageID: app.Image.ID, ManifestDigest: app.Image.ManifestDigest})
 	}
-	for name, doc := range map[string]any{poddir.ConfigFile: s, poddir.PodFile: podDoc, poddir.RootfsFile: layers} {
+	for name, doc := range map[string]any{poddir.ConfigFile: PodSpec(first), poddir.PodFile: podDoc} {
 		if err := poddir.CreateJSON(dir, name, doc); err != nil {
 			return nil, fmt.Errorf("create pod: %w", err)
 		}
@@ -132,6 +160,37 @@ func Create(d datadir.Dir, id string, c Contents) (_ *Locked, err error) {
 	}
 	l.State = state
 	return l, nil
+}
+
+// createApp writes app's directory in the embryo pod dir.
+func createApp(d datadir.Dir, id, dir string, app App) error {
+	s := app.Spec
+	if (s.Linux.Seccomp != nil) != (app.SeccompFilter != nil) {
+		return errors.New("create pod: the seccomp profile and its compiled filter must come together")
+	}
+	appDir := filepath.Join(dir, poddir.AppDir(app.Name))
+	for _, sub := range []string{poddir.UpperDir, poddir.WorkDir} {
+		if err := os.MkdirAll(filepath.Join(appDir, sub), 0o755); err != nil {
+			return fmt.Errorf("create pod: %w", err)
+		}
+	}
+	// stage1 finds the upper and work dirs where the pod will be once it runs.
+	layers, err := rootfsDoc(app.Image, app.CopyDir, filepath.Join(d.PodsIn(poddir.RunDir), id, poddir.AppDir(app.Name)))
+	if err != nil {
+		return err
+	}
+	layers.EmptyVolumes = app.EmptyVolumes
+	if app.SeccompFilter != nil {
+		if err := os.WriteFile(filepath.Join(appDir, poddir.SeccompFile), app.SeccompFilter, 0o600); err != nil {
+			return fmt.Errorf("create pod: %w", err)
+		}
+	}
+	for name, doc := range map[string]any{poddir.ConfigFile: s, poddir.RootfsFile: layers} {
+		if err := poddir.CreateJSON(appDir, name, doc); err != nil {
+			return fmt.Errorf("create pod: %w", err)
+		}
+	}
+	return nil
 }
 
 func rootfsDoc(rec *imageindex.Record, copyDir, dir string) (*poddir.Rootfs, error) {
@@ -161,7 +220,9 @@ func rootfsDoc(rec *imageindex.Record, copyDir, dir string) (*poddir.Rootfs, err
 	return &poddir.Rootfs{SchemaVersion: poddir.SchemaVersion, Overlay: o}, nil
 }
 
-func appName(rec *imageindex.Record) string {
+// AppName is the default name of an app that runs image rec: the last part of the image's name,
+// without tag or digest.
+func AppName(rec *imageindex.Record) string {
 	name := rec.Name
 	if i := strings.LastIndexAny(name, "/"); i >= 0 {
 		name = name[i+1:]

@@ -34,7 +34,7 @@ func BenchmarkCreate(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		p, err := Create(d, id, Contents{ImageRef: "oci:/x:busybox", Image: rec, Spec: c.Spec})
+		p, err := Create(d, id, Contents{Apps: []App{{Name: "busybox", ImageRef: "oci:/x:busybox", Image: rec, Spec: c.Spec}}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -179,8 +179,8 @@ func ParseMount(s string) (MountPoint, error) {
 	return m, nil
 }
 
-// volumeMounts turns volumes and their mount points into config.json mounts and the empty
-// volumes stage1 makes. Every volume must be mounted, and every mount must name a volume.
+// volumeMounts turns the pod's volumes and an app's mount points into the app's config.json
+// mounts and the empty volumes stage1 makes for it. Every mount must name a volume.
 func volumeMounts(vols []Volume, points []MountPoint) ([]specs.Mount, []poddir.EmptyVolume, error) {
 	byName := map[string]Volume{}
 	for _, v := range vols {
@@ -220,10 +220,20 @@ func volumeMounts(vols []Volume, points []MountPoint) ([]specs.Mount, []poddir.E
 		used[v.Name] = true
 		mounts = append(mounts, m)
 	}
+	return mounts, empty, nil
+}
+
+// CheckVolumesMounted checks that some app of the pod mounts every volume: one that none does is
+// a mistake to point out.
+func CheckVolumesMounted(vols []Volume, points []MountPoint) error {
+	used := map[string]bool{}
+	for _, p := range points {
+		used[p.Volume] = true
+	}
 	for _, v := range vols {
 		if !used[v.Name] {
-			return nil, nil, fmt.Errorf("--volume %s is not mounted: add --mount volume=%s,target=PATH", v.Name, v.Name)
+			return fmt.Errorf("--volume %s is not mounted: add --mount volume=%s,target=PATH", v.Name, v.Name)
 		}
 	}
-	return mounts, empty, nil
+	return nil
 }

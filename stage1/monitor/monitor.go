@@ -186,9 +186,10 @@ func supervise(conn *syncproto.Conn, initPid int, podDir string, sigs <-chan os.
 			case syncproto.Exited:
 				ws := syscall.WaitStatus(m.Status)
 				code := exitcode.FromWaitStatus(ws)
-				st := poddir.ExitStatus{Finished: time.Now().UTC(), Code: code, SchemaVersion: poddir.SchemaVersion}
-				if ws.Signaled() {
-					st.Signal = unix.SignalName(ws.Signal())
+				st := poddir.ExitStatus{Finished: time.Now().UTC(), Code: code, Signal: signalName(ws), SchemaVersion: poddir.SchemaVersion}
+				for _, a := range m.Apps {
+					aws := syscall.WaitStatus(a.Status)
+					st.Apps = append(st.Apps, poddir.AppExit{Name: a.Name, Code: exitcode.FromWaitStatus(aws), Signal: signalName(aws)})
 				}
 				return code, poddir.WriteJSON(podDir, poddir.ExitStatusFile, st)
 			default:
@@ -196,6 +197,14 @@ func supervise(conn *syncproto.Conn, initPid int, podDir string, sigs <-chan os.
 			}
 		}
 	}
+}
+
+// signalName names the signal that ended a process, "" if none did.
+func signalName(ws syscall.WaitStatus) string {
+	if ws.Signaled() {
+		return unix.SignalName(ws.Signal())
+	}
+	return ""
 }
 
 func codeOr(c int) int {

@@ -7,12 +7,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
+	"path/filepath"
 	"syscall"
 
 	"github.com/kite-runtime/kite/pkg/exitcode"
 	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/pkg/podfork"
+	"github.com/kite-runtime/kite/stage1/rootfs"
+	"github.com/moby/sys/capability"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,8 +37,6 @@ func Enter() int {
 }
 
 func enter() (int, error) {
-	// As in the init: the restrictions are the thread's, and the command inherits them.
-	runtime.LockOSThread()
 	// Nothing in the pod may ptrace this process, which came from outside it.
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return exitcode.Failed, os.NewSyscallError("prctl(PR_SET_DUMPABLE)", err)
@@ -59,41 +59,26 @@ func enter() (int, error) {
 	}
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, append(podfork.ForwardedSignals, unix.SIGCHLD)...)
-	// oom_score_adj is set through /proc/self, which the pod's /proc does not have for a process
-	// outside its pid namespace; the command keeps kite's.
+	// The command keeps kite enter's oom_score_adj: this process, outside the pod until now,
+	// cannot tell whether the app's is below it.
 	p.OOMScoreAdj = nil
-	if err := restrictApp(p); err != nil {
-		return exitcode.Failed, err
-	}
-	path, err := lookPath(p.Args[0], p.Env)
+	ids := procView{uids: plan.UIDMappings, gids: plan.GIDMappings, setgroupsDenied: plan.SetgroupsDenied, lastCap: capability.Cap(plan.LastCap)}
+	app, err := prepareApp(p, "/"+filepath.Join(rootfs.AppsDir, plan.App), plan.SeccompFilter, ids, 3)
 	if err != nil {
 		return exitcode.Failed, err
 	}
-	app := &podfork.App{Path: path, Args: p.Args, Env: p.Env, Dir: p.Cwd, FDs: 3, Filter: plan.SeccompFilter, DieWithParent: true}
-	if app.Dir == "" {
-		app.Dir = "/"
-	}
+	app.DieWithParent = true
 	if err := podfork.CloseExtraFDs(3); err != nil {
 		return exitcode.Failed, err
 	}
-	if p.User.Umask != nil {
-		unix.Umask(int(*p.User.Umask))
-	}
-	if err := setIDs(app, p.User, plan.UIDMappings, plan.GIDMappings, plan.SetgroupsDenied); err != nil {
-		return exitcode.Failed, err
-	}
-	app.FilterFirst = !p.NoNewPrivileges && p.User.UID != 0
-	pid, err := podfork.StartApp(app)
+	pid, err := startApp(app, p.Args[0])
 	if err != nil {
-		var ee *podfork.ExecError
-		if errors.As(err, &ee) {
-			return exitcode.Failed, execError(p.Args[0], ee.Errno, app.Filter != nil)
-		}
 		return exitcode.Failed, err
 	}
 	go func() {
 		<-callerGone
 		unix.Kill(pid, unix.SIGKILL)
 	}()
-	return exitcode.FromWaitStatus(syscall.WaitStatus(reap(pid, sigs, nil))), nil
+	running := []*runningApp{{name: plan.App, pid: pid}}
+	return exitcode.FromWaitStatus(syscall.WaitStatus(reapApps(running, poddir.ExitAll, sigs, nil))), nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -19,11 +20,12 @@ type terminal struct {
 	output chan struct{}
 }
 
-// newTerminal opens a pseudo-terminal in the pod's devpts (mounted with newinstance, so it is
-// the pod's own) sized like the caller's terminal, and returns it with its terminal side, which
-// becomes the app's controlling terminal and stdio, owned by the app's user.
-func newTerminal(p *specs.Process) (*terminal, *os.File, error) {
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+// newTerminal opens a pseudo-terminal in the devpts of the app whose root filesystem is root
+// (mounted with newinstance, so it is the pod's own) sized like the caller's terminal, and
+// returns it with its terminal side, which becomes the app's controlling terminal and stdio,
+// owned by the app's user.
+func newTerminal(root string, p *specs.Process) (*terminal, *os.File, error) {
+	master, err := os.OpenFile(filepath.Join(root, "dev/pts/ptmx"), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open a terminal for the app: %w", err)
 	}
@@ -39,7 +41,7 @@ func newTerminal(p *specs.Process) (*terminal, *os.File, error) {
 	if err != nil {
 		return fail(os.NewSyscallError("ioctl(TIOCGPTN)", err))
 	}
-	slave, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	slave, err := os.OpenFile(filepath.Join(root, "dev/pts", strconv.Itoa(n)), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fail(err)
 	}

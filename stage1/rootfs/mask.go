@@ -7,14 +7,19 @@ import (
 	"os"
 	"strconv"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 )
 
-// openDevNull opens the pod's /dev/null to mask paths with, and checks that it is the null device:
-// masking with whatever a path named /dev/null leads to could unmask a path instead
-// (CVE-2025-31133). The masks then bind this very inode.
-func openDevNull() (*os.File, error) {
-	fd, err := unix.Open("/dev/null", unix.O_PATH|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+// openDevNull opens the app's /dev/null (below root) to mask paths with, and checks that it is
+// the null device: masking with whatever a path named /dev/null leads to could unmask a path
+// instead (CVE-2025-31133). The masks then bind this very inode.
+func openDevNull(root string) (*os.File, error) {
+	p, err := securejoin.SecureJoin(root, "/dev/null")
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: "/dev/null", Err: err}
 	}
@@ -30,18 +35,23 @@ func openDevNull() (*os.File, error) {
 	return os.NewFile(uintptr(fd), "/dev/null"), nil
 }
 
-// maskPaths hides each path that exists in the pod: a file behind /dev/null, a directory behind an
-// empty read-only tmpfs. It runs after the pivot, where the pod's /proc and /sys are.
-func maskPaths(paths []string) error {
+// maskPaths hides each path that exists in the app's root filesystem root: a file behind
+// /dev/null, a directory behind an empty read-only tmpfs. Paths resolve inside root, where the
+// app's /proc and /sys are mounted.
+func maskPaths(root string, paths []string) error {
 	if len(paths) == 0 {
 		return nil
 	}
-	devNull, err := openDevNull()
+	devNull, err := openDevNull(root)
 	if err != nil {
 		return err
 	}
 	defer devNull.Close()
-	for _, p := range paths {
+	for _, name := range paths {
+		p, err := securejoin.SecureJoin(root, name)
+		if err != nil {
+			return fmt.Errorf("mask %s: %w", name, err)
+		}
 		st, err := os.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -65,9 +75,14 @@ func maskPaths(paths []string) error {
 	return nil
 }
 
-// readonlyPaths makes each path that exists in the pod read-only, with what lies below it.
-func readonlyPaths(paths []string) error {
-	for _, p := range paths {
+// readonlyPaths makes each path that exists in the app's root filesystem root read-only, with what
+// lies below it.
+func readonlyPaths(root string, paths []string) error {
+	for _, name := range paths {
+		p, err := securejoin.SecureJoin(root, name)
+		if err != nil {
+			return fmt.Errorf("make %s read-only: %w", name, err)
+		}
 		st, err := os.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) || err == nil && st.Mode()&fs.ModeSymlink != 0 {
 			continue

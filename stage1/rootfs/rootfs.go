@@ -1,6 +1,7 @@
-// Package rootfs owns the pod's filesystem view: it assembles the root filesystem from the stored
-// layers, applies config.json's mounts inside it, and pivots into it. It runs in the pod's init,
-// inside the new user and mount namespaces, before the app starts.
+// Package rootfs owns the pod's filesystem view: a tmpfs root for the pod, and below it each app's
+// root filesystem, assembled from the stored layers with the app's mounts, masks and read-only
+// paths. It runs in the pod's init, inside the new user and mount namespaces, before the apps
+// start; each app then pivots into its own root (podfork.App.Root).
 package rootfs
 
 import (
@@ -26,13 +27,30 @@ type Options struct {
 	MaskedPaths, ReadonlyPaths []string
 }
 
-// Setup builds the pod's root filesystem at dir from the layers, applies mounts inside it, and
-// makes it the process's root, finished as opts say.
-func Setup(mounts []specs.Mount, layers *poddir.Rootfs, dir string, opts Options) error {
-	// Mounts made below must never propagate back to the host (bubblewrap and runc do the same
-	// before touching anything).
+// MountPodRoot makes dir the pod's root: an empty tmpfs, to pivot into once every app's root
+// filesystem is assembled below it (AppsDir). Mounts made from now on never propagate back to the
+// host (bubblewrap and runc make / a recursive slave before touching anything, too).
+func MountPodRoot(dir string) error {
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return &os.PathError{Op: "make / a recursive slave", Path: "/", Err: err}
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755,size=1m"); err != nil {
+		return &os.PathError{Op: "mount the pod's root tmpfs", Path: dir, Err: err}
+	}
+	if err := os.Mkdir(filepath.Join(dir, AppsDir), 0o755); err != nil {
+		return fmt.Errorf("create the pod's root: %w", err)
+	}
+	return nil
+}
+
+// AppsDir holds each app's root filesystem in the pod's root, at AppsDir/NAME.
+const AppsDir = "apps"
+
+// Assemble builds an app's root filesystem at dir (below the pod's root) from the layers, applies
+// mounts inside it, and finishes it as opts say.
+func Assemble(dir string, mounts []specs.Mount, layers *poddir.Rootfs, opts Options) error {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return fmt.Errorf("create the root of the app: %w", err)
 	}
 	if err := mountRoot(layers, dir); err != nil {
 		return err
@@ -55,19 +73,16 @@ func Setup(mounts []specs.Mount, layers *poddir.Rootfs, dir string, opts Options
 			return fmt.Errorf("create working directory %s: %w", opts.Cwd, err)
 		}
 	}
-	if err := pivot(dir); err != nil {
+	if err := maskPaths(dir, opts.MaskedPaths); err != nil {
 		return err
 	}
-	if err := maskPaths(opts.MaskedPaths); err != nil {
-		return err
-	}
-	if err := readonlyPaths(opts.ReadonlyPaths); err != nil {
+	if err := readonlyPaths(dir, opts.ReadonlyPaths); err != nil {
 		return err
 	}
 	if opts.Readonly {
 		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
-		if err := unix.MountSetattr(unix.AT_FDCWD, "/", 0, &attr); err != nil {
-			return &os.PathError{Op: "make the root read-only", Path: "/", Err: err}
+		if err := unix.MountSetattr(unix.AT_FDCWD, dir, 0, &attr); err != nil {
+			return &os.PathError{Op: "make the root read-only", Path: dir, Err: err}
 		}
 	}
 	return nil
@@ -205,9 +220,9 @@ func devSymlinks(root string, mounts []specs.Mount) error {
 	return nil
 }
 
-// pivot makes dir the root. pivot_root(".", ".") stacks the old root on top of the new one, so it
+// Pivot makes dir the root. pivot_root(".", ".") stacks the old root on top of the new one, so it
 // can be detached without a directory to park it in (the technique runc and LXC use).
-func pivot(dir string) error {
+func Pivot(dir string) error {
 	if err := os.Chdir(dir); err != nil {
 		return fmt.Errorf("pivot into %s: %w", dir, err)
 	}

@@ -31,16 +31,35 @@ func TestPodDirectory(t *testing.T) {
 			pod := runNewPod(t, dir, ref, c.code, c.app...)
 			uuid := filepath.Base(pod)
 
+			var podJSON struct {
+				SchemaVersion int    `json:"schemaVersion"`
+				UUID          string `json:"uuid"`
+				Hostname      string `json:"hostname"`
+				ExitPolicy    string `json:"exitPolicy"`
+				Apps          []struct {
+					Name           string `json:"name"`
+					Image          string `json:"image"`
+					ImageID        string `json:"imageID"`
+					ManifestDigest string `json:"manifestDigest"`
+				} `json:"apps"`
+			}
+			decodeFile(t, pod, "pod.json", &podJSON)
+			if podJSON.UUID != uuid || podJSON.ExitPolicy != "any-failure" {
+				t.Errorf("pod.json: uuid = %q, exit policy %q, want the directory's name %q and any-failure", podJSON.UUID, podJSON.ExitPolicy, uuid)
+			}
+			if len(podJSON.Apps) != 1 || podJSON.Apps[0].Image != ref || podJSON.Apps[0].ImageID == "" || podJSON.Apps[0].Name == "" ||
+				!strings.HasPrefix(podJSON.Apps[0].ManifestDigest, "sha256:") {
+				t.Fatalf("pod.json: apps = %+v, want one named app with image %q, an image ID and a sha256 manifest digest", podJSON.Apps, ref)
+			}
+
+			// The pod's config.json: what its apps share.
 			var spec specs.Spec
 			decodeStrict(t, pod, "config.json", &spec)
 			if !strings.HasPrefix(spec.Version, "1.") {
 				t.Errorf("config.json: ociVersion = %q, want 1.x", spec.Version)
 			}
-			if spec.Process == nil || !slices.Equal(spec.Process.Args, c.app) {
-				t.Errorf("config.json: process = %+v, want args %q", spec.Process, c.app)
-			}
-			if spec.Root == nil || spec.Root.Path == "" {
-				t.Errorf("config.json: no root.path")
+			if podJSON.Hostname != spec.Hostname {
+				t.Errorf("pod.json: hostname %q, config.json: %q", podJSON.Hostname, spec.Hostname)
 			}
 			if spec.Linux == nil || len(spec.Linux.UIDMappings) == 0 || len(spec.Linux.GIDMappings) == 0 {
 				t.Errorf("config.json: no uid or gid mappings in linux: %+v", spec.Linux)
@@ -56,28 +75,16 @@ func TestPodDirectory(t *testing.T) {
 				}
 			}
 
-			var podJSON struct {
-				SchemaVersion int    `json:"schemaVersion"`
-				UUID          string `json:"uuid"`
-				Hostname      string `json:"hostname"`
-				Apps          []struct {
-					Image          string `json:"image"`
-					ImageID        string `json:"imageID"`
-					ManifestDigest string `json:"manifestDigest"`
-				} `json:"apps"`
+			// The app's own directory: its config.json and rootfs.json.
+			app := filepath.Join(pod, "apps", podJSON.Apps[0].Name)
+			var appSpec specs.Spec
+			decodeStrict(t, app, "config.json", &appSpec)
+			if appSpec.Process == nil || !slices.Equal(appSpec.Process.Args, c.app) {
+				t.Errorf("the app's config.json: process = %+v, want args %q", appSpec.Process, c.app)
 			}
-			decodeFile(t, pod, "pod.json", &podJSON)
-			if podJSON.UUID != uuid {
-				t.Errorf("pod.json: uuid = %q, want the directory's name %q", podJSON.UUID, uuid)
+			if appSpec.Root == nil || appSpec.Root.Path == "" {
+				t.Errorf("the app's config.json: no root.path")
 			}
-			if podJSON.Hostname != spec.Hostname {
-				t.Errorf("pod.json: hostname %q, config.json: %q", podJSON.Hostname, spec.Hostname)
-			}
-			if len(podJSON.Apps) != 1 || podJSON.Apps[0].Image != ref || podJSON.Apps[0].ImageID == "" ||
-				!strings.HasPrefix(podJSON.Apps[0].ManifestDigest, "sha256:") {
-				t.Errorf("pod.json: apps = %+v, want one app with image %q, an image ID and a sha256 manifest digest", podJSON.Apps, ref)
-			}
-
 			var rootfs struct {
 				Overlay *struct {
 					Home  string   `json:"home"`
@@ -86,10 +93,10 @@ func TestPodDirectory(t *testing.T) {
 					Work  string   `json:"work"`
 				} `json:"overlay"`
 			}
-			decodeFile(t, pod, "rootfs.json", &rootfs)
+			decodeFile(t, app, "rootfs.json", &rootfs)
 			if o := rootfs.Overlay; o == nil || o.Home == "" || len(o.Lower) == 0 ||
-				!strings.HasPrefix(o.Upper, pod+"/") || !strings.HasPrefix(o.Work, pod+"/") {
-				t.Errorf("rootfs.json: overlay = %+v, want the store's layers and upper/work dirs in %s", o, pod)
+				!strings.HasPrefix(o.Upper, app+"/") || !strings.HasPrefix(o.Work, app+"/") {
+				t.Errorf("rootfs.json: overlay = %+v, want the store's layers and upper/work dirs in %s", o, app)
 			}
 
 			var exit map[string]any
@@ -99,6 +106,9 @@ func TestPodDirectory(t *testing.T) {
 			}
 			if sig, _ := exit["signal"].(string); sig != c.signal {
 				t.Errorf("exit-status = %v, want signal %q", exit, c.signal)
+			}
+			if apps, _ := exit["apps"].([]any); len(apps) != 1 {
+				t.Errorf("exit-status = %v, want one app's ending", exit)
 			}
 		})
 	}

@@ -419,11 +419,20 @@ func TestPodRefs(t *testing.T) {
 	var doc struct {
 		Pod    struct{ UUID string } `json:"pod"`
 		Config struct {
-			Process struct{ Args []string } `json:"process"`
+			Hostname string `json:"hostname"`
 		} `json:"config"`
+		Apps map[string]struct {
+			Process struct{ Args []string } `json:"process"`
+		} `json:"apps"`
 	}
-	if err := json.Unmarshal([]byte(r.Stdout), &doc); err != nil || doc.Pod.UUID != uuid || !slices.Equal(doc.Config.Process.Args, []string{"true"}) {
-		t.Errorf("cat-manifest: %v %+v", err, doc)
+	err := json.Unmarshal([]byte(r.Stdout), &doc)
+	if err != nil || doc.Pod.UUID != uuid || doc.Config.Hostname == "" || len(doc.Apps) != 1 {
+		t.Fatalf("cat-manifest: %v %+v", err, doc)
+	}
+	for _, app := range doc.Apps {
+		if !slices.Equal(app.Process.Args, []string{"true"}) {
+			t.Errorf("cat-manifest: the app's args are %q", app.Process.Args)
+		}
 	}
 	for _, tc := range []struct {
 		args []string

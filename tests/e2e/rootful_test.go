@@ -68,7 +68,7 @@ func TestRootfulVFS(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "storage", "vfs")); err != nil {
 		t.Fatalf("the store did not fall back to vfs: %v", err)
 	}
-	pods, err := filepath.Glob(filepath.Join(dir, "pods", "run", "*", "rootfs.json"))
+	pods, err := filepath.Glob(filepath.Join(dir, "pods", "run", "*", "apps", "*", "rootfs.json"))
 	if err != nil || len(pods) == 0 {
 		t.Fatalf("no pod directories: %v", err)
 	}
