@@ -98,6 +98,16 @@ func gatherInfo() report.Report {
 		r.Hostname = unix.ByteSliceToString(uts.Nodename[:])
 	}
 
+	r.Namespaces = map[string]string{}
+	for _, ns := range []string{"user", "mnt", "pid", "uts", "ipc", "net", "cgroup"} {
+		buf := make([]byte, 64)
+		if n, err := unix.Readlink("/proc/self/ns/"+ns, buf); err != nil {
+			fail(&os.PathError{Op: "readlink", Path: "/proc/self/ns/" + ns, Err: err})
+		} else {
+			r.Namespaces[ns] = string(buf[:n])
+		}
+	}
+
 	// getcwd(2) rather than os.Getwd, which returns $PWD when it names the same directory and so
 	// would hide what the runtime actually set.
 	if cwd, err := unix.Getwd(); err != nil {

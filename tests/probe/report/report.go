@@ -26,13 +26,15 @@ type Report struct {
 	// Seccomp is the mode from /proc/self/status: 0 off, 1 strict, 2 filter.
 	Seccomp int `json:"seccomp"`
 
-	Hostname string   `json:"hostname"`
-	Env      []string `json:"env"`
-	Cwd      string   `json:"cwd"`
-	PID      int      `json:"pid"`
-	PPID     int      `json:"ppid"`
-	FDs      []FD     `json:"fds"`
-	Mounts   []Mount  `json:"mounts"`
+	Hostname string `json:"hostname"`
+	// Namespaces are /proc/self/ns's links by name (net: "net:[4026531840]").
+	Namespaces map[string]string `json:"namespaces"`
+	Env        []string          `json:"env"`
+	Cwd        string            `json:"cwd"`
+	PID        int               `json:"pid"`
+	PPID       int               `json:"ppid"`
+	FDs        []FD              `json:"fds"`
+	Mounts     []Mount           `json:"mounts"`
 
 	// Errors lists what the probe could not read; the fields it belongs to keep their zero value.
 	// The probe exits 1 when this is not empty, so a missing /proc is never mistaken for "no mounts".
