@@ -18,7 +18,7 @@ func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "run an image in a new pod",
-		ArgsUsage: "IMAGE [-- ARGS...]",
+		ArgsUsage: "IMAGE [APP FLAGS] [-- ARGS...] [--- IMAGE [APP FLAGS] [-- ARGS...]]...",
 		Description: `Runs IMAGE in a new pod. The pod runs in your process: kite execs into it,
 forwards signals to the app and exits with the app's exit status.
 
@@ -26,6 +26,18 @@ IMAGE is any image kite fetch takes (see kite fetch --help). An image not
 stored yet is fetched first; --pull-policy says when kite contacts a registry
 for one that is. ARGS after -- replace the image's Cmd; --exec replaces its
 Entrypoint.
+
+A pod of several apps:
+   Apps separated by --- share the pod's user, pid, network, ipc and uts
+   namespaces and its volumes; each has its own root filesystem, user,
+   environment, working directory, capabilities and seccomp filter. Flags
+   before the first image are the pod's, and app flags there apply to every
+   app; each app's own flags follow its image (--name there names the app;
+   by default an app is named after its image). --exit-policy says when the
+   pod ends: any-failure (default: when every app has ended, or as soon as
+   one fails, with its status), any (when one has ended), all (when every
+   app has; with the first failure's status). Apps still running then get
+   SIGTERM, and SIGKILL 10 seconds later.
 
 System calls:
    The app runs under Docker's default seccomp profile, adjusted to its
@@ -59,6 +71,7 @@ Examples:
    kite run oci:./layout:app -- sh -c 'echo hi; exit 7'
    kite run --exec /bin/id oci-archive:./app.tar
    kite run --seccomp mode=remove,errno=ENOSYS,@kite/default-deny,ptrace IMAGE
+   kite run -v ./data:/data oci:./layout:db --- oci:./layout:web --user 1000 -- --port 8080
    kite run docker://registry.example:5000/team/app:1.2 -- --port 8080`,
 		Flags:        runFlags(),
 		OnUsageError: usageError,
