@@ -401,6 +401,12 @@ func TestKilledDuringStart(t *testing.T) {
 	if left := podEntries(t, dir); len(left) != 0 {
 		t.Errorf("pods left: %v", left)
 	}
+	// The pods' mounts lived in their own mount namespaces, and went with them.
+	for _, line := range strings.Split(string(readFile(t, "/proc/self/mountinfo")), "\n") {
+		if strings.Contains(line, dir) {
+			t.Errorf("a mount is left: %s", line)
+		}
+	}
 }
 
 // TestPodRefs checks how commands find a pod: UUID, prefix, name, --uuid-file, and the errors.
