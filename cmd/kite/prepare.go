@@ -253,7 +253,7 @@ func runPreparedAction(c *cli.Context) error {
 		p.Close()
 		return err
 	}
-	return startPod(stage1, p, s, c.Bool("interactive"))
+	return startPod(c, stage1, p, s)
 }
 
 // prepareToRun checks that the prepared pod p can run here and now, and sizes its terminal and

@@ -126,12 +126,23 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return startPod(stage1, p, s, c.Bool("interactive"))
+	return startPod(c, stage1, p, s)
 }
 
 // startPod hands the pod to stage1 in this process. Its limits were checked before it was
-// written; the check here finds where to apply them.
-func startPod(stage1 string, p *pods.Locked, s *specs.Spec, interactive bool) error {
+// written; the check here finds where to apply them. A pod that fails to start is removed
+// with --rm, as stage1 would have removed it once ended.
+func startPod(c *cli.Context, stage1 string, p *pods.Locked, s *specs.Spec) error {
+	err := execPod(stage1, p, s, c.Bool("interactive"))
+	if p.Manifest != nil && p.Manifest.RemoveOnExit {
+		if h, herr := newImageHelper(c); herr == nil && p.ToGarbage(h.dir) == nil {
+			h.run("rm-pods", p.UUID)
+		}
+	}
+	return err
+}
+
+func execPod(stage1 string, p *pods.Locked, s *specs.Spec, interactive bool) error {
 	cgroup, err := podcgroup.Find(s.Linux.Resources)
 	if err != nil {
 		return err
