@@ -101,11 +101,7 @@ func StartApp(a *App) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	argv, err := syscall.SlicePtrFromStrings(a.Args)
-	if err != nil {
-		return 0, err
-	}
-	env, err := syscall.SlicePtrFromStrings(a.Env)
+	argv, env, err := execArgs(a.Args, a.Env)
 	if err != nil {
 		return 0, err
 	}

@@ -21,11 +21,7 @@ import (
 // and execs exe through its descriptor, since the pod's mount namespace does not have it.
 // Descriptors 0, 1, 2 and 3 are all it keeps. It returns the second child's PID.
 func StartJoined(pidfd int, namespaces uintptr, exe *os.File, argv, env []string, plan *os.File) (int, error) {
-	argvp, err := syscall.SlicePtrFromStrings(argv)
-	if err != nil {
-		return 0, err
-	}
-	envp, err := syscall.SlicePtrFromStrings(env)
+	argvp, envp, err := execArgs(argv, env)
 	if err != nil {
 		return 0, err
 	}

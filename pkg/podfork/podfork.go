@@ -91,11 +91,7 @@ func Start(cloneFlags uintptr, argv, env []string, syncFd int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	argvp, err := syscall.SlicePtrFromStrings(argv)
-	if err != nil {
-		return 0, err
-	}
-	envp, err := syscall.SlicePtrFromStrings(env)
+	argvp, envp, err := execArgs(argv, env)
 	if err != nil {
 		return 0, err
 	}
@@ -118,6 +114,17 @@ func Start(cloneFlags uintptr, argv, env []string, syncFd int) (int, error) {
 
 type childArgs struct {
 	path, argv, env, sync uintptr
+}
+
+// execArgs converts argv and env to the NULL-terminated arrays execve(2) takes.
+func execArgs(argv, env []string) (argvp, envp []*byte, err error) {
+	if argvp, err = syscall.SlicePtrFromStrings(argv); err != nil {
+		return nil, nil, err
+	}
+	if envp, err = syscall.SlicePtrFromStrings(env); err != nil {
+		return nil, nil, err
+	}
+	return argvp, envp, nil
 }
 
 // forkBlocked runs fork with every signal blocked, so that none reaches the child's copy of the Go
