@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -57,9 +56,18 @@ func removePod(podDir string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(filepath.Dir(self), "kite-image"), "--dir", data, "rm-pods", filepath.Base(podDir))
-	cmd.Stderr = os.Stderr
-	return cmd.Run()
+	// syscall.ForkExec rather than os/exec, which the monitor would carry for this alone.
+	helper := filepath.Join(filepath.Dir(self), "kite-image")
+	pid, err := syscall.ForkExec(helper, []string{helper, "--dir", data, "rm-pods", filepath.Base(podDir)},
+		&syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{0, 1, 2}})
+	if err != nil {
+		return fmt.Errorf("run %s: %w", helper, err)
+	}
+	ws, err := waitPid(pid)
+	if err == nil && ws.ExitStatus() != 0 {
+		err = fmt.Errorf("%s rm-pods failed (status %d)", helper, exitcode.FromWaitStatus(ws))
+	}
+	return err
 }
 
 func run(podDir string) (int, error) {
