@@ -204,7 +204,7 @@ func enterPod(d datadir.Dir, stage1 string, p *pods.Pod, plan *poddir.EnterPlan,
 	}
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, podfork.ForwardedSignals...)
-	pid, err := podfork.StartJoined(pidfd, namespaces, exe, []string{"kite-stage1", "enter", p.UUID}, os.Environ(), r)
+	pid, err := podfork.StartJoined(pidfd, namespaces, exe, []string{"kite-stage1", "enter", p.UUID}, podfork.RuntimeEnv(os.Environ()), r)
 	if err != nil {
 		w.Close()
 		return fmt.Errorf("enter pod %s: %w", p.UUID, err)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -19,9 +20,42 @@ import (
 )
 
 // ForwardedSignals are relayed from the caller to the app: by the monitor and the init to a pod's
-// app, by kite enter to its command.
-var ForwardedSignals = []os.Signal{
-	unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH,
+// apps, by kite enter to its command. They are every signal from 1 to 31 a process can catch but
+// SIGCHLD, which tells the monitor and the init about their own children, and SIGPROF, which the
+// Go runtime keeps for its profiler and never hands to a program. kite's processes in the
+// pod's path run with GODEBUG=asyncpreemptoff=1 (RuntimeEnv), so that SIGURG comes only from
+// outside, never from the Go runtime's own preemption.
+var ForwardedSignals = forwardedSignals()
+
+func forwardedSignals() []os.Signal {
+	var sigs []os.Signal
+	for s := unix.Signal(1); s <= 31; s++ {
+		if s != unix.SIGKILL && s != unix.SIGSTOP && s != unix.SIGCHLD && s != unix.SIGPROF {
+			sigs = append(sigs, s)
+		}
+	}
+	return sigs
+}
+
+// RuntimeEnv is env for kite's Go processes beside a pod (the monitor, the init, kite-stage1
+// enter): one scheduler thread, which spares them the idle threads (and their page faults) one per
+// CPU would cost on every start, and no asynchronous preemption, whose SIGURG they would relay
+// to the app.
+func RuntimeEnv(env []string) []string {
+	out := make([]string, 0, len(env)+2)
+	debug := "asyncpreemptoff=1"
+	for _, kv := range env {
+		switch {
+		case strings.HasPrefix(kv, "GOMAXPROCS="):
+		case strings.HasPrefix(kv, "GODEBUG="):
+			if v := strings.TrimPrefix(kv, "GODEBUG="); v != "" {
+				debug = v + "," + debug
+			}
+		default:
+			out = append(out, kv)
+		}
+	}
+	return append(out, "GOMAXPROCS=1", "GODEBUG="+debug)
 }
 
 var nsFlags = map[specs.LinuxNamespaceType]uintptr{

@@ -68,9 +68,7 @@ func Exec(stage1 string, p *Locked, s *specs.Spec, cgroup *podcgroup.Group) (err
 		return err
 	}
 	childFd := int(child.File().Fd())
-	// The monitor and the init are single-threaded at heart: one scheduler thread spares them the
-	// idle threads (and their page faults) that one per CPU would cost on every start.
-	env := append(os.Environ(), "GOMAXPROCS=1")
+	env := podfork.RuntimeEnv(os.Environ())
 	initEnv := append(env[:len(env):len(env)], poddir.SyncFdEnv+"="+strconv.Itoa(childFd))
 	pid, err := podfork.Start(flags, []string{stage1, "init", p.Dir}, initEnv, childFd)
 	child.Close()
