@@ -93,7 +93,7 @@ func appOptions(c *cli.Context, src flagSource) (spec.Options, error) {
 		}
 	}
 	if src.Bool("inherit-env") {
-		opts.Inherited = os.Environ()
+		opts.Inherited = withoutKeys(os.Environ(), hostOnlyEnv)
 	}
 	for _, f := range src.StringSlice("set-env-file") {
 		env, err := readEnvFile(f)

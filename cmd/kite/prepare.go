@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 
 	"github.com/kite-runtime/kite/pkg/podcgroup"
 	"github.com/kite-runtime/kite/pkg/poddir"
@@ -116,14 +115,12 @@ func createPod(c *cli.Context, prepare bool) (*pods.Locked, *specs.Spec, error) 
 			return nil, nil, err
 		}
 	}
-	if n := c.Int("preserve-fds"); n != 0 {
-		if prepare {
+	if prepare {
+		if c.IsSet("preserve-fds") {
 			return nil, nil, fmt.Errorf("--preserve-fds: give it to kite run-prepared, which passes the descriptors on")
 		}
-		if err := checkPreservedFDs(n); err != nil {
-			return nil, nil, err
-		}
-		s.Annotations[poddir.PreserveFDsAnnotation] = strconv.Itoa(n)
+	} else if err := passDescriptors(c.Int("preserve-fds"), s, s); err != nil {
+		return nil, nil, err
 	}
 	copied := false
 	for i := range contents {
@@ -267,29 +264,25 @@ func prepareToRun(c *cli.Context, p *pods.Locked) (*specs.Spec, error) {
 	if _, err := podcgroup.Find(s.Linux.Resources); err != nil {
 		return nil, err
 	}
-	if n := c.Int("preserve-fds"); n != 0 {
-		if len(p.Manifest.Apps) > 1 {
-			return nil, errors.New("--preserve-fds: only a pod of one app can have it")
-		}
-		if err := checkPreservedFDs(n); err != nil {
-			return nil, err
-		}
-		s.Annotations[poddir.PreserveFDsAnnotation] = strconv.Itoa(n)
-		if err := poddir.WriteJSON(p.Dir, poddir.ConfigFile, &s); err != nil {
-			return nil, err
-		}
-	}
-	// A terminal belongs to the first app, in a pod of one.
+	// The descriptors and a terminal go to the first app.
 	appDir := filepath.Join(p.Dir, poddir.AppDir(p.Manifest.Apps[0].Name))
 	var app specs.Spec
 	if err := poddir.ReadJSON(appDir, poddir.ConfigFile, &app); err != nil {
+		return nil, err
+	}
+	if c.Int("preserve-fds") > 0 && len(p.Manifest.Apps) > 1 {
+		return nil, errors.New("--preserve-fds: only a pod of one app can have it")
+	}
+	if err := passDescriptors(c.Int("preserve-fds"), &s, &app); err != nil {
 		return nil, err
 	}
 	if app.Process.Terminal {
 		if err := withTerminal(&app, c.Bool("interactive")); err != nil {
 			return nil, err
 		}
-		if err := poddir.WriteJSON(appDir, poddir.ConfigFile, &app); err != nil {
+	}
+	for dir, doc := range map[string]*specs.Spec{p.Dir: &s, appDir: &app} {
+		if err := poddir.WriteJSON(dir, poddir.ConfigFile, doc); err != nil {
 			return nil, err
 		}
 	}

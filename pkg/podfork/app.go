@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -14,7 +15,8 @@ import (
 
 // App is how the pod's init starts an app, and kite-stage1 enter a command.
 type App struct {
-	Path      string
+	Path string
+	// Env's LISTEN_PID, if it has one, is set to the app's own pid (socket activation).
 	Args, Env []string
 	Dir       string
 	// Root, when set, is the app's root filesystem as the starting process sees it: the child
@@ -45,6 +47,9 @@ type App struct {
 	// DieWithParent has the kernel kill the app when the process that started it ends.
 	DieWithParent bool
 }
+
+// listenPIDPrefix starts the LISTEN_PID variable of socket activation (sd_listen_fds(3)).
+const listenPIDPrefix = "LISTEN_PID="
 
 // Rlimit is one resource limit (RLIMIT_NOFILE...).
 type Rlimit struct {
@@ -105,12 +110,23 @@ func StartApp(a *App) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// LISTEN_PID (socket activation) names the process the descriptors are for: the child sets
+	// it to its own pid, in its own pid namespace, in a buffer of its own.
+	var listenPID *[32]byte
+	for i, kv := range a.Env {
+		if strings.HasPrefix(kv, listenPIDPrefix) {
+			listenPID = new([32]byte)
+			copy(listenPID[:], listenPIDPrefix)
+			env[i] = &listenPID[0]
+		}
+	}
 	dir, err := syscall.BytePtrFromString(a.Dir)
 	if err != nil {
 		return 0, err
 	}
 	c := appChild{
-		path: uintptr(unsafe.Pointer(path)), argv: uintptr(unsafe.Pointer(&argv[0])),
+		listenPID: listenPID,
+		path:      uintptr(unsafe.Pointer(path)), argv: uintptr(unsafe.Pointer(&argv[0])),
 		env: uintptr(unsafe.Pointer(&env[0])), dir: uintptr(unsafe.Pointer(dir)),
 		uid: uintptr(a.UID), gid: uintptr(a.GID), ngroups: uintptr(len(a.Groups)),
 		setGroups: !a.KeepGroups, fds: a.FDs, terminal: -1, filterFirst: a.FilterFirst, dieWithParent: a.DieWithParent,
@@ -179,6 +195,7 @@ func StartApp(a *App) (int, error) {
 	runtime.KeepAlive(&capData)
 	runtime.KeepAlive(selfExe)
 	runtime.KeepAlive(stats)
+	runtime.KeepAlive(listenPID)
 	return pid, err
 }
 
@@ -258,6 +275,7 @@ type appChild struct {
 	capHeader, capData   uintptr
 	selfExe              uintptr
 	stats                *[2]unix.Statx_t
+	listenPID            *[32]byte
 	report               uintptr
 }
 
@@ -396,6 +414,22 @@ func forkApp(c *appChild) (int, syscall.Errno) {
 	// After setuid(2), which clears it.
 	if c.dieWithParent {
 		syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0, 0)
+	}
+	if c.listenPID != nil {
+		pid, _, _ := syscall.RawSyscall(syscall.SYS_GETPID, 0, 0, 0)
+		var digits [20]byte
+		n := 0
+		for v := pid; ; v /= 10 {
+			digits[n] = byte('0' + v%10)
+			n++
+			if v < 10 {
+				break
+			}
+		}
+		for i := 0; i < n; i++ {
+			c.listenPID[len(listenPIDPrefix)+i] = digits[n-1-i]
+		}
+		c.listenPID[len(listenPIDPrefix)+n] = 0
 	}
 	resetSignals()
 	if c.filter != 0 && !c.filterFirst {

@@ -24,6 +24,7 @@ const usage = `usage:
   probe zombies        print how many processes in /proc are zombies
   probe output BYTES   write BYTES pattern bytes to stdout and to stderr in alternating 4 KiB chunks
   probe exit N         exit with status N
+  probe listen         serve socket activation's descriptor 3: echo one line, then report LISTEN_* and the fds
   probe syscall NAME   make system call NAME (getppid, keyctl, mount), print "NAME: ok" or "NAME: ERRNO"
 `
 
@@ -57,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdOutput(args, stdout, stderr)
 	case "exit":
 		return cmdExit(args, stderr)
+	case "listen":
+		return cmdListen(stdout, stderr)
 	case "syscall":
 		return cmdSyscall(args, stdout, stderr)
 	case "help", "-h", "--help":

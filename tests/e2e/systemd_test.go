@@ -1,0 +1,128 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// freePort picks a loopback TCP port nobody listens on, for a program that binds it itself.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// socketActivate starts systemd-socket-activate on a port of the test's choosing with kite run
+// behind it, and waits until it says that it, and not another program, listens there.
+func socketActivate(t *testing.T, dir string, accept bool, app ...string) string {
+	t.Helper()
+	tool, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		needHost(t, "systemd-socket-activate is not installed (apt-get install systemd)")
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	args := []string{"-l", addr}
+	if accept {
+		args = append(args, "--accept")
+	}
+	args = append(args, filepath.Join(binDir, "kite"), "--dir", dir, "run", layoutRef("busybox"), "--")
+	cmd := exec.Command(tool, append(args, app...)...)
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	want := "Listening on " + addr + " as 3."
+	for deadline := time.Now().Add(waitTimeout); !strings.Contains(stderr.String(), want); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("systemd-socket-activate did not say %q: %s", want, stderr.String())
+		}
+	}
+	return addr
+}
+
+// listenReport is what `probe listen` sends back after the echo.
+type listenReport struct {
+	ListenFDs string `json:"listen_fds"`
+	ListenPID string `json:"listen_pid"`
+	PID       int    `json:"pid"`
+	FDs       []int  `json:"fds"`
+}
+
+// echo sends a line to addr and reads back the echo and the probe's report.
+func echo(t *testing.T, addr, line string) listenReport {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(runTimeout))
+	if _, err := fmt.Fprintln(conn, line); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	got, err := r.ReadString('\n')
+	if err != nil || got != line+"\n" {
+		t.Fatalf("echo of %q: %q, %v", line, got, err)
+	}
+	doc, err := r.ReadString('\n')
+	var rep listenReport
+	if err != nil || json.Unmarshal([]byte(doc), &rep) != nil {
+		t.Fatalf("the probe's report: %q, %v", doc, err)
+	}
+	return rep
+}
+
+// TestSocketActivation runs kite behind systemd-socket-activate: the app gets the listening
+// socket as descriptor 3 and nothing else, LISTEN_FDS=1 and LISTEN_PID its own pid. With --accept,
+// each connection gets a pod of its own, with the connection as descriptor 3.
+func TestSocketActivation(t *testing.T) {
+	dir := sharedDir(t, "busybox")
+	for _, accept := range []bool{false, true} {
+		t.Run(fmt.Sprintf("accept=%t", accept), func(t *testing.T) {
+			before := len(listPods(t, dir))
+			addr := socketActivate(t, dir, accept, "probe", "listen")
+			connections := 1
+			if accept {
+				connections = 2
+			}
+			for i := range connections {
+				rep := echo(t, addr, "hello "+strconv.Itoa(i))
+				if rep.ListenFDs != "1" || rep.ListenPID != strconv.Itoa(rep.PID) || !slices.Equal(rep.FDs, []int{0, 1, 2, 3}) {
+					t.Errorf("the app saw LISTEN_FDS=%q LISTEN_PID=%q as pid %d, with descriptors %v; want 1, its pid, and 0-3",
+						rep.ListenFDs, rep.ListenPID, rep.PID, rep.FDs)
+				}
+			}
+			// Each connection's kite run has ended (or ends soon): one pod each.
+			for deadline := time.Now().Add(waitTimeout); len(listPods(t, dir)) < before+connections; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d pods after %d connections, want %d", len(listPods(t, dir)), connections, before+connections)
+				}
+			}
+		})
+	}
+	// Descriptors of socket activation meant for another process stay kite's.
+	r := kiteWith(t, dir, &options{env: []string{"LISTEN_FDS=1", "LISTEN_PID=1"}}, "run", layoutRef("busybox"), "--", "sh", "-c", "echo ${LISTEN_FDS:-none}")
+	wantCode(t, r, 0, "kite run with another process's LISTEN_FDS")
+	if strings.TrimSpace(r.Stdout) != "none" {
+		t.Errorf("the app got LISTEN_FDS=%s meant for pid 1", r.Stdout)
+	}
+}
