@@ -23,6 +23,7 @@ func podFlags() []cli.Flag {
 		&cli.StringFlag{Name: "name", Usage: "name the pod `NAME`: other commands take it in place of the UUID (unique among existing pods); after an image, it names that app"},
 		&cli.StringFlag{Name: "uuid-file-save", Usage: "write the pod's UUID to `FILE`"},
 		&cli.BoolFlag{Name: "rm", Usage: "remove the pod when it ends, whatever its exit status"},
+		sdNotifyFlag(),
 		&cli.StringFlag{Name: "exit-policy", Value: poddir.ExitAnyFailure, Usage: "when a pod of several apps ends: `POLICY` all (every app has ended), any (one has), any-failure (every app has, or one failed)"},
 		&cli.StringFlag{Name: "hostname", Usage: "the pod's hostname (default: kite-<first 8 digits of the pod UUID>)"},
 		&cli.StringFlag{Name: "memory", Usage: "limit the pod's memory to `SIZE` (512m, 2g; needs a delegated cgroup v2, see below)"},
@@ -116,11 +117,22 @@ func createPod(c *cli.Context, prepare bool) (*pods.Locked, *specs.Spec, error) 
 		}
 	}
 	if prepare {
-		if c.IsSet("preserve-fds") {
-			return nil, nil, fmt.Errorf("--preserve-fds: give it to kite run-prepared, which passes the descriptors on")
+		for _, f := range []string{"preserve-fds", "sd-notify"} {
+			if c.IsSet(f) {
+				return nil, nil, fmt.Errorf("--%s: give it to kite run-prepared, which starts the pod", f)
+			}
 		}
-	} else if err := passDescriptors(c.Int("preserve-fds"), s, s); err != nil {
-		return nil, nil, err
+	} else {
+		if err := passDescriptors(c.Int("preserve-fds"), s, s); err != nil {
+			return nil, nil, err
+		}
+		mode, err := sdNotifyMode(c)
+		if err != nil {
+			return nil, nil, err
+		}
+		if mode == notifyContainer {
+			notifyInApp(s)
+		}
 	}
 	copied := false
 	for i := range contents {
@@ -210,6 +222,7 @@ this process, as kite run does: same signals, output and exit status.`,
 		Flags: append(uuidFileFlags(),
 			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "give the app kite's stdin; without it the app reads /dev/null"},
 			&cli.IntFlag{Name: "preserve-fds", Usage: "pass descriptors 3 to 3+`N`-1 of kite's caller on to the app"},
+			sdNotifyFlag(),
 		),
 		OnUsageError:           usageError,
 		UseShortOptionHandling: true,
@@ -275,6 +288,13 @@ func prepareToRun(c *cli.Context, p *pods.Locked) (*specs.Spec, error) {
 	}
 	if err := passDescriptors(c.Int("preserve-fds"), &s, &app); err != nil {
 		return nil, err
+	}
+	mode, err := sdNotifyMode(c)
+	if err != nil {
+		return nil, err
+	}
+	if mode == notifyContainer {
+		notifyInApp(&app)
 	}
 	if app.Process.Terminal {
 		if err := withTerminal(&app, c.Bool("interactive")); err != nil {

@@ -133,7 +133,7 @@ func runAction(c *cli.Context) error {
 // written; the check here finds where to apply them. A pod that fails to start is removed
 // with --rm, as stage1 would have removed it once ended.
 func startPod(c *cli.Context, stage1 string, p *pods.Locked, s *specs.Spec) error {
-	err := execPod(stage1, p, s, c.Bool("interactive"))
+	err := execPod(c, stage1, p, s)
 	if p.Manifest != nil && p.Manifest.RemoveOnExit {
 		if h, herr := newImageHelper(c); herr == nil && p.ToGarbage(h.dir) == nil {
 			h.run("rm-pods", p.UUID)
@@ -142,19 +142,33 @@ func startPod(c *cli.Context, stage1 string, p *pods.Locked, s *specs.Spec) erro
 	return err
 }
 
-func execPod(stage1 string, p *pods.Locked, s *specs.Spec, interactive bool) error {
+func execPod(c *cli.Context, stage1 string, p *pods.Locked, s *specs.Spec) error {
 	cgroup, err := podcgroup.Find(s.Linux.Resources)
 	if err != nil {
 		return err
 	}
-	if !interactive {
+	if !c.Bool("interactive") {
 		// Without -i the app's stdin is /dev/null, as with podman and docker: a pod started
 		// from a shell or a script must not consume their input.
 		if err := stdinFromDevNull(); err != nil {
 			return err
 		}
 	}
-	return pods.Exec(stage1, p, s, cgroup)
+	mode, err := sdNotifyMode(c)
+	if err != nil {
+		return err
+	}
+	var notify *os.File
+	switch mode {
+	case notifyContainer:
+		if notify, err = listenNotify(p.Dir); err != nil {
+			return err
+		}
+		fallthrough
+	case notifyStarted:
+		os.Setenv(poddir.SdNotifyEnv, mode)
+	}
+	return pods.Exec(stage1, p, s, cgroup, notify)
 }
 
 // singleMappingWarning says why the pod maps only the caller's uid, and how to fix the host.

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/kite-runtime/kite/pkg/poddir"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 // hostOnlyEnv are variables of kite's environment about kite itself, which never reach an app as
@@ -79,4 +83,80 @@ func withoutKeys(env, keys []string) []string {
 		}
 	}
 	return out
+}
+
+// sd_notify modes (--sd-notify).
+const (
+	notifyContainer = "container" // the app's own messages reach the caller's NOTIFY_SOCKET
+	notifyStarted   = "started"   // kite sends READY=1 once the app runs
+	notifyIgnore    = "ignore"
+)
+
+func sdNotifyFlag() cli.Flag {
+	return &cli.StringFlag{Name: "sd-notify", Usage: "pass readiness to systemd (NOTIFY_SOCKET): `MODE` container (the first app's own sd_notify messages; the default under NOTIFY_SOCKET), started (READY=1 once the apps run) or ignore"}
+}
+
+// sdNotifyMode is --sd-notify, or its default: container when kite has a NOTIFY_SOCKET.
+func sdNotifyMode(c *cli.Context) (string, error) {
+	mode := c.String("sd-notify")
+	hasSocket := os.Getenv("NOTIFY_SOCKET") != ""
+	switch mode {
+	case "":
+		if hasSocket {
+			return notifyContainer, nil
+		}
+		return notifyIgnore, nil
+	case notifyContainer, notifyStarted:
+		if !hasSocket {
+			return "", fmt.Errorf("--sd-notify=%s: NOTIFY_SOCKET is not set, so there is no one to tell; run kite from a unit with Type=notify, or use --sd-notify=ignore", mode)
+		}
+		return mode, nil
+	case notifyIgnore:
+		return mode, nil
+	}
+	return "", fmt.Errorf("--sd-notify=%q: use container, started or ignore", mode)
+}
+
+// notifyInApp gives app, the pod's first app, the pod's end of sd_notify: the pod directory's
+// NotifyDir bound at AppNotifyDir, and NOTIFY_SOCKET naming the socket there. The host's socket
+// is never seen inside the pod.
+func notifyInApp(app *specs.Spec) {
+	app.Mounts = append(app.Mounts, specs.Mount{
+		Destination: poddir.AppNotifyDir, Type: "bind", Source: poddir.NotifyDir,
+		Options: []string{"bind", "nosuid", "nodev", "noexec"},
+	})
+	app.Process.Env = append(withoutKeys(app.Process.Env, []string{"NOTIFY_SOCKET"}), "NOTIFY_SOCKET="+poddir.AppNotifySocket)
+}
+
+// listenNotify makes the pod's end of sd_notify in pod directory dir: a datagram socket any uid
+// of the pod may send to.
+func listenNotify(podDir string) (*os.File, error) {
+	sockDir := filepath.Join(podDir, poddir.NotifyDir)
+	if err := os.Mkdir(sockDir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("sd_notify: %w", err)
+	}
+	path := filepath.Join(sockDir, poddir.NotifySocket)
+	os.Remove(path)
+	// A socket's path must fit in 108 bytes, which a deep data directory's does not: bind it
+	// through a descriptor of its directory.
+	dir, err := os.Open(sockDir)
+	if err != nil {
+		return nil, fmt.Errorf("sd_notify: %w", err)
+	}
+	defer dir.Close()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("sd_notify: %w", os.NewSyscallError("socket", err))
+	}
+	f := os.NewFile(uintptr(fd), path)
+	short := fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), poddir.NotifySocket)
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: short}); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sd_notify: bind %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sd_notify: %w", err)
+	}
+	return f, nil
 }

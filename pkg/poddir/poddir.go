@@ -27,6 +27,7 @@ const (
 	CgroupFile     = "cgroup"      // the pod's own cgroup directory, when it has limits
 	ExitStatusFile = "exit-status" // ExitStatus, written when the pod ends
 	RootfsDir      = "rootfs"      // mount point of the pod's root, with each app's root filesystem below it
+	NotifyDir      = "notify"      // holds NotifySocket, the pod's end of sd_notify, bound into the first app
 	UpperDir       = "upper"       // an app's overlay upper dir: its writes
 	WorkDir        = "work"        // an app's overlay work dir
 )
@@ -50,9 +51,21 @@ const (
 	LockFdEnv             = "_KITE_LOCK_FD"
 	SyncFdEnv             = "_KITE_SYNC_FD"
 	InitPidEnv            = "_KITE_INIT_PID" // host PID of the pod's init, forked by stage0, for the monitor
+	// NotifyFdEnv carries the socket the app's sd_notify messages arrive on (NotifySocket);
+	// SdNotifyEnv tells the monitor how to pass readiness on: container or started.
+	NotifyFdEnv = "_KITE_NOTIFY_FD"
+	SdNotifyEnv = "_KITE_SD_NOTIFY"
 	// RawTerminalEnv tells the monitor to put the caller's terminal (stdin) in raw mode for the
 	// pod's life, so that every key reaches the app's terminal (--tty with --interactive).
 	RawTerminalEnv = "_KITE_RAW_TERMINAL"
+)
+
+// NotifySocket is the socket the pod's first app sends sd_notify messages to, in NotifyDir, and
+// AppNotifySocket where the app finds it (its NOTIFY_SOCKET).
+const (
+	NotifySocket    = "notify.sock"
+	AppNotifyDir    = "/run/kite/notify"
+	AppNotifySocket = AppNotifyDir + "/" + NotifySocket
 )
 
 // DefaultPath is the app's PATH when the image sets none: stage0 puts it in config.json, and

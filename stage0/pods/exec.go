@@ -22,9 +22,10 @@ import (
 // `kite-stage1 run` (the monitor), which supervises it. The fork happens as late as possible, so
 // that little memory is shared copy-on-write with it, and the init's start overlaps with the
 // monitor's.
-// With cgroup, the init starts in a cgroup of the pod's own with config.json's limits.
+// With cgroup, the init starts in a cgroup of the pod's own with config.json's limits. notify,
+// when not nil, is the socket the app's sd_notify messages arrive on, for the monitor.
 // It only returns on failure.
-func Exec(stage1 string, p *Locked, s *specs.Spec, cgroup *podcgroup.Group) (err error) {
+func Exec(stage1 string, p *Locked, s *specs.Spec, cgroup *podcgroup.Group, notify *os.File) (err error) {
 	// The init's parent-death signal is tied to the forking thread, which must be the one that
 	// execs (and so lives on as the monitor's main thread).
 	runtime.LockOSThread()
@@ -92,6 +93,9 @@ func Exec(stage1 string, p *Locked, s *specs.Spec, cgroup *podcgroup.Group) (err
 		return fmt.Errorf("start pod %s: %w", p.UUID, err)
 	}
 	keep := map[string]int{poddir.LockFdEnv: int(p.lock.Fd()), poddir.SyncFdEnv: int(parent.File().Fd())}
+	if notify != nil {
+		keep[poddir.NotifyFdEnv] = int(notify.Fd())
+	}
 	for name, fd := range keep {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
 			return os.NewSyscallError("fcntl", err)

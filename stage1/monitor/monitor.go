@@ -87,12 +87,19 @@ func run(podDir string) (int, error) {
 	if err != nil {
 		return exitcode.Failed, err
 	}
+	notify, err := newNotifier()
+	if err != nil {
+		return exitcode.Failed, err
+	}
+	if notify != nil {
+		go notify.relay()
+	}
 	initPid, err := strconv.Atoi(os.Getenv(poddir.InitPidEnv))
 	os.Unsetenv(poddir.InitPidEnv)
 	if err != nil || initPid <= 0 {
 		return exitcode.Failed, fmt.Errorf("read %s: the pod's init was not started (kite-stage1 is started by kite, not by hand)", poddir.InitPidEnv)
 	}
-	code, err := supervise(parent, initPid, podDir, sigs)
+	code, err := supervise(parent, initPid, podDir, sigs, notify)
 	if err != nil {
 		// The init may still be waiting for a message that will never come.
 		unix.Kill(initPid, unix.SIGKILL)
@@ -148,7 +155,7 @@ func takeLock() {
 }
 
 // supervise follows the sync protocol until the app has exited, relaying signals to the init.
-func supervise(conn *syncproto.Conn, initPid int, podDir string, sigs <-chan os.Signal) (int, error) {
+func supervise(conn *syncproto.Conn, initPid int, podDir string, sigs <-chan os.Signal, notify *notifier) (int, error) {
 	msgs := make(chan syncproto.Message)
 	recvErr := make(chan error, 1)
 	go func() {
@@ -185,6 +192,9 @@ func supervise(conn *syncproto.Conn, initPid int, podDir string, sigs <-chan os.
 					return exitcode.Failed, err
 				}
 				started = true
+				if notify != nil {
+					notify.started()
+				}
 				for _, sig := range held {
 					unix.Kill(initPid, sig.(unix.Signal))
 				}

@@ -126,3 +126,95 @@ func TestSocketActivation(t *testing.T) {
 		t.Errorf("the app got LISTEN_FDS=%s meant for pid 1", r.Stdout)
 	}
 }
+
+// notifyListener is a NOTIFY_SOCKET, as systemd makes for a Type=notify unit: a datagram socket
+// whose messages the test reads with their arrival times.
+type notifyListener struct {
+	path string
+	conn *net.UnixConn
+}
+
+type notification struct {
+	at   time.Time
+	text string
+}
+
+func newNotifyListener(t *testing.T) *notifyListener {
+	t.Helper()
+	dir := newScratchDir(t, "notify-")
+	path := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &notifyListener{path: path, conn: conn}
+}
+
+// read returns what arrives until timeout passes without a message.
+func (l *notifyListener) read(timeout time.Duration) []notification {
+	var out []notification
+	buf := make([]byte, 4096)
+	for {
+		l.conn.SetReadDeadline(time.Now().Add(timeout))
+		n, err := l.conn.Read(buf)
+		if err != nil {
+			return out
+		}
+		out = append(out, notification{time.Now(), string(buf[:n])})
+	}
+}
+
+// TestSdNotify runs kite under a NOTIFY_SOCKET: in container mode (the default) the app's own
+// READY=1 reaches it, when the app sends it, with MAINPID the pid of kite run (the monitor, which
+// systemd watches); in started mode kite says READY=1 itself; in ignore mode nothing comes. The
+// app never sees the host's socket.
+func TestSdNotify(t *testing.T) {
+	dir := sharedDir(t, "busybox")
+	for _, mode := range []string{"", "started", "ignore"} {
+		t.Run("mode="+mode, func(t *testing.T) {
+			l := newNotifyListener(t)
+			args := []string{"run"}
+			if mode != "" {
+				args = append(args, "--sd-notify="+mode)
+			}
+			app := `echo "NOTIFY_SOCKET=$NOTIFY_SOCKET"; sleep 0.4; [ -n "$NOTIFY_SOCKET" ] && probe notify "READY=1
+STATUS=serving
+MAINPID=2"; sleep 0.3`
+			began := time.Now()
+			p := start(t, dir, &options{env: []string{"NOTIFY_SOCKET=" + l.path}}, append(args, layoutRef("busybox"), "--", "sh", "-c", app)...)
+			got := l.read(1500 * time.Millisecond)
+			r := finish(t, p)
+			wantCode(t, r, 0, "the app")
+			if strings.Contains(r.Stdout, l.path) {
+				t.Errorf("the app saw the host's socket: %q", r.Stdout)
+			}
+			mainpid := fmt.Sprintf("MAINPID=%d", p.cmd.Process.Pid)
+			switch mode {
+			case "":
+				if len(got) != 1 || got[0].text != mainpid+"\nREADY=1\nSTATUS=serving" {
+					t.Fatalf("notifications %+v, want the app's READY=1 and STATUS with %s only", got, mainpid)
+				}
+				if got[0].at.Sub(began) < 400*time.Millisecond {
+					t.Errorf("READY=1 came %s after the start, before the app sent it", got[0].at.Sub(began))
+				}
+				if !strings.Contains(r.Stdout, "NOTIFY_SOCKET=/run/kite/notify/notify.sock") {
+					t.Errorf("the app's NOTIFY_SOCKET: %q", r.Stdout)
+				}
+			case "started":
+				if len(got) != 1 || got[0].text != mainpid+"\nREADY=1" {
+					t.Fatalf("notifications %+v, want kite's READY=1 with %s", got, mainpid)
+				}
+				if !strings.Contains(r.Stdout, "NOTIFY_SOCKET=\n") {
+					t.Errorf("the app has a NOTIFY_SOCKET in started mode: %q", r.Stdout)
+				}
+			case "ignore":
+				if len(got) != 0 {
+					t.Fatalf("notifications %+v, want none", got)
+				}
+			}
+		})
+	}
+	r := kite(t, dir, "run", "--sd-notify=started", layoutRef("busybox"), "--", "true")
+	wantCode(t, r, 125, "--sd-notify=started without NOTIFY_SOCKET")
+}

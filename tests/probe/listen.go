@@ -59,3 +59,26 @@ func cmdListen(stdout, stderr io.Writer) int {
 	f.Close()
 	return exitOK
 }
+
+// cmdNotify sends msg to $NOTIFY_SOCKET as one datagram, as sd_notify(3) does.
+func cmdNotify(args []string, stderr io.Writer) int {
+	if len(args) != 1 {
+		return usageError(stderr, "notify needs one message, e.g. READY=1")
+	}
+	addr := os.Getenv("NOTIFY_SOCKET")
+	if addr == "" {
+		fmt.Fprintln(stderr, "probe: NOTIFY_SOCKET is not set")
+		return exitFailed
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		fmt.Fprintln(stderr, "probe:", err)
+		return exitFailed
+	}
+	defer unix.Close(fd)
+	if err := unix.Sendto(fd, []byte(args[0]), 0, &unix.SockaddrUnix{Name: addr}); err != nil {
+		fmt.Fprintln(stderr, "probe: send to", addr+":", err)
+		return exitFailed
+	}
+	return exitOK
+}

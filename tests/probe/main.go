@@ -25,6 +25,7 @@ const usage = `usage:
   probe output BYTES   write BYTES pattern bytes to stdout and to stderr in alternating 4 KiB chunks
   probe exit N         exit with status N
   probe listen         serve socket activation's descriptor 3: echo one line, then report LISTEN_* and the fds
+  probe notify MSG     send MSG to $NOTIFY_SOCKET (sd_notify)
   probe syscall NAME   make system call NAME (getppid, keyctl, mount), print "NAME: ok" or "NAME: ERRNO"
 `
 
@@ -60,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdExit(args, stderr)
 	case "listen":
 		return cmdListen(stdout, stderr)
+	case "notify":
+		return cmdNotify(args, stderr)
 	case "syscall":
 		return cmdSyscall(args, stdout, stderr)
 	case "help", "-h", "--help":
