@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -217,4 +218,80 @@ MAINPID=2"; sleep 0.3`
 	}
 	r := kite(t, dir, "run", "--sd-notify=started", layoutRef("busybox"), "--", "true")
 	wantCode(t, r, 125, "--sd-notify=started without NOTIFY_SOCKET")
+}
+
+// verifyUnits runs systemd-analyze verify (--user for user units) on units in dir, with a runtime
+// directory of the test's own.
+func verifyUnits(t *testing.T, dir string, user bool, units ...string) {
+	t.Helper()
+	tool, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		needHost(t, "systemd-analyze is not installed (apt-get install systemd)")
+	}
+	args := []string{"verify"}
+	if user {
+		args = []string{"--user", "verify"}
+	}
+	for _, u := range units {
+		args = append(args, filepath.Join(dir, u))
+	}
+	// A short runtime directory: the host's own user units put socket paths in it, which
+	// must fit in 108 bytes.
+	runtimeDir, err := os.MkdirTemp("/tmp", "kx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(runtimeDir)
+	cmd := exec.Command(tool, args...)
+	cmd.Env = mergeEnv(os.Environ(), []string{"XDG_RUNTIME_DIR=" + runtimeDir})
+	out, err := cmd.CombinedOutput()
+	// What it says of the host's own units is not kite's business; of kite's, it is.
+	if err != nil || strings.Contains(string(out), "kite") {
+		t.Errorf("systemd-analyze %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// TestSystemdUnits checks the units shipped in contrib/systemd and those kite generate systemd
+// writes with systemd-analyze verify (with kite's own path in place of /usr/local/bin/kite).
+func TestSystemdUnits(t *testing.T) {
+	contrib := filepath.Join(filepath.Dir(binDir), "contrib", "systemd")
+	entries, err := os.ReadDir(contrib)
+	if err != nil {
+		t.Fatalf("the shipped units: %v", err)
+	}
+	dir := newScratchDir(t, "units-")
+	for _, e := range entries {
+		unit := strings.ReplaceAll(string(readFile(t, filepath.Join(contrib, e.Name()))), "/usr/local/bin/kite", filepath.Join(binDir, "kite"))
+		writeFile(t, filepath.Join(dir, e.Name()), unit)
+	}
+	verifyUnits(t, dir, false, "kite-web.service")
+	// A template is verified through an instance of it.
+	verifyUnits(t, dir, true, "kite-web-user.service", "kite-echo.socket", "kite-echo@1.service", "kite-gc.service", "kite-gc.timer")
+
+	data := sharedDir(t, "busybox")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string // in the unit
+	}{
+		{"plain", []string{layoutRef("busybox")}, []string{"WantedBy=default.target", "--sd-notify=started", "--name busybox"}},
+		{"system", []string{"--system", "--name", "web", "-e", "GREETING=hello world", "--memory", "64m", layoutRef("busybox"), "--", "sh", "-c", "echo $HOME is 100%"},
+			[]string{"WantedBy=multi-user.target", `"-e=GREETING=hello world"`, "--memory=64m", `"echo $$HOME is 100%%"`, "stop --uuid-file %t/kite-web.uuid"}},
+		{"container", []string{"--sd-notify=container", "--name", "db", layoutRef("busybox")}, []string{"Type=notify", "--sd-notify=container"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := kite(t, data, append([]string{"generate", "systemd"}, tc.args...)...)
+			wantCode(t, r, 0, "kite generate systemd")
+			for _, w := range tc.want {
+				if !strings.Contains(r.Stdout, w) {
+					t.Errorf("the unit lacks %q:\n%s", w, r.Stdout)
+				}
+			}
+			unit := "kite-" + tc.name + ".service"
+			writeFile(t, filepath.Join(dir, unit), r.Stdout)
+			verifyUnits(t, dir, tc.name != "system", unit)
+		})
+	}
+	r := kite(t, data, "generate", "systemd", "-t", layoutRef("busybox"))
+	wantCode(t, r, 125, "generate systemd -t")
 }
