@@ -70,7 +70,7 @@ Example:
 		Flags: globalFlags,
 		Commands: append([]*cli.Command{
 			runCommand(), prepareCommand(), runPreparedCommand(), listCommand(), statusCommand(), stopCommand(),
-			rmCommand(), gcCommand(), enterCommand(), catManifestCommand(), generateCommand(), fetchCommand(), imageCommand(), trustCommand(),
+			rmCommand(), gcCommand(), enterCommand(), catManifestCommand(), generateCommand(), completionCommand(), completeCommand(), fetchCommand(), imageCommand(), trustCommand(),
 		}, append(loginCommands(), versionCommand())...),
 		DisableSliceFlagSeparator: true,
 		HideVersion:               true,
