@@ -116,18 +116,19 @@ func appExit(p *pods.Pod, name string) *int {
 	return nil
 }
 
-func formatFlag() cli.Flag {
-	return &cli.StringFlag{Name: "format", Value: "text", Usage: "`text` for people, json for scripts"}
+// formatFlag is --format: human, the people's format (table or text), or json.
+func formatFlag(human string) cli.Flag {
+	return &cli.StringFlag{Name: "format", Value: human, Usage: "`" + human + "` for people, json for scripts"}
 }
 
-func checkFormat(c *cli.Context) (bool, error) {
+func checkFormat(c *cli.Context, human string) (bool, error) {
 	switch c.String("format") {
-	case "text":
+	case human:
 		return false, nil
 	case "json":
 		return true, nil
 	}
-	return false, fmt.Errorf("--format %q: use text or json", c.String("format"))
+	return false, fmt.Errorf("--format %q: use %s or json", c.String("format"), human)
 }
 
 func listCommand() *cli.Command {
@@ -137,9 +138,10 @@ func listCommand() *cli.Command {
 		Description: `States: embryo (being written), aborted (kite died writing it), prepared,
 running, exited, exited-garbage (marked by kite gc), garbage (being removed).`,
 		Flags: []cli.Flag{
-			formatFlag(),
+			formatFlag("table"),
 			&cli.BoolFlag{Name: "no-legend", Usage: "leave out the header line"},
 			&cli.BoolFlag{Name: "full", Usage: "print whole UUIDs and image IDs"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the pods' UUIDs, one a line"},
 		},
 		OnUsageError: usageError,
 		Action:       listAction,
@@ -147,7 +149,7 @@ running, exited, exited-garbage (marked by kite gc), garbage (being removed).`,
 }
 
 func listAction(c *cli.Context) error {
-	asJSON, err := checkFormat(c)
+	asJSON, err := checkFormat(c, "table")
 	if err != nil {
 		return err
 	}
@@ -166,6 +168,12 @@ func listAction(c *cli.Context) error {
 	sort.SliceStable(views, func(i, j int) bool { return created(views[i]).Before(created(views[j])) })
 	if asJSON {
 		return printJSON(views)
+	}
+	if c.Bool("quiet") {
+		for _, v := range views {
+			fmt.Println(v.UUID)
+		}
+		return nil
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	if !c.Bool("no-legend") {
@@ -237,7 +245,7 @@ func statusCommand() *cli.Command {
 --wait waits until the pod has ended (or until DURATION has passed: then
 status exits 1), --wait-ready until its app runs. Text output is KEY=VALUE
 lines; --format json prints the object kite list --format json prints.`,
-		Flags: append(uuidFileFlags(), formatFlag(),
+		Flags: append(uuidFileFlags(), formatFlag("text"),
 			&cli.GenericFlag{Name: "wait", Value: &waitFlag{}, Usage: "wait until the pod has ended, at most `DURATION` when given (--wait=30s)"},
 			&cli.GenericFlag{Name: "wait-ready", Value: &waitFlag{}, Usage: "wait until the pod's app runs, at most `DURATION` when given"},
 		),
@@ -277,7 +285,7 @@ func (w *waitFlag) Set(s string) error {
 }
 
 func statusAction(c *cli.Context) error {
-	asJSON, err := checkFormat(c)
+	asJSON, err := checkFormat(c, "text")
 	if err != nil {
 		return err
 	}
