@@ -11,7 +11,7 @@ TEST_USER ?= kite-test
 # Debian packages the build and the tests need.
 APT_PACKAGES := gcc pkg-config libseccomp-dev uidmap busybox-static systemd jq bash zsh fish
 
-.PHONY: all build deps demo test unit e2e images bench lint install clean
+.PHONY: all build deps demo test unit e2e images bench lint install clean man
 
 all: build
 
@@ -53,7 +53,7 @@ e2e: build images
 	$(GO) test -c -o $(BIN)/e2e.test ./tests/e2e
 	@sh tests/scripts/e2e.sh $(TEST_USER)
 
-test: deps lint unit e2e
+test: deps lint unit man e2e
 
 bench: deps build images
 	@sh tests/scripts/bench.sh $(TEST_USER)
@@ -63,7 +63,18 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags $(TAGS) ./...
 
-install: build
+# man writes kite's man page, made from the CLI's definitions, to bin/man/kite.1.
+man:
+	CGO_ENABLED=0 $(GO) build -trimpath -tags kitedocs -o $(BIN)/kite-docs ./cmd/kite
+	mkdir -p $(BIN)/man
+	$(BIN)/kite-docs __man > $(BIN)/man/kite.1.tmp
+	@# A page without kite's commands would be a generator gone wrong.
+	@for c in run prepare list status stop rm gc enter generate completion fetch image trust; do \
+		grep -q "^\.S[HS] $$c\b" $(BIN)/man/kite.1.tmp || { echo "man: no section for kite $$c in the page"; exit 1; }; done
+	mv $(BIN)/man/kite.1.tmp $(BIN)/man/kite.1
+
+install: build man
+	install -D -m 0644 $(BIN)/man/kite.1 $(DESTDIR)$(PREFIX)/share/man/man1/kite.1
 	install -D -m 0755 $(BIN)/kite $(DESTDIR)$(PREFIX)/bin/kite
 	install -D -m 0755 $(BIN)/kite-stage1 $(DESTDIR)$(PREFIX)/libexec/kite/kite-stage1
 	install -D -m 0755 $(BIN)/kite-image $(DESTDIR)$(PREFIX)/libexec/kite/kite-image

@@ -56,6 +56,9 @@ var globalFlags = []cli.Flag{
 	insecureFlag(),
 }
 
+// docsCommands are commands of a build with the kitedocs tag only (man.go).
+var docsCommands []*cli.Command
+
 func newApp() *cli.App {
 	return &cli.App{
 		Name:  "kite",
@@ -68,10 +71,11 @@ Example:
    kite run oci:./layout:app -- sh -c 'echo hi'
    kite fetch docker://registry.example:5000/team/app:1.2`,
 		Flags: globalFlags,
-		Commands: append([]*cli.Command{
+		Commands: append(append([]*cli.Command{
 			runCommand(), prepareCommand(), runPreparedCommand(), listCommand(), statusCommand(), stopCommand(),
-			rmCommand(), gcCommand(), enterCommand(), catManifestCommand(), generateCommand(), completionCommand(), completeCommand(), fetchCommand(), imageCommand(), trustCommand(),
-		}, append(loginCommands(), versionCommand())...),
+			rmCommand(), gcCommand(), enterCommand(), catManifestCommand(), fetchCommand(), imageCommand(), trustCommand(),
+			generateCommand(), completionCommand(), completeCommand(),
+		}, append(loginCommands(), versionCommand())...), docsCommands...),
 		DisableSliceFlagSeparator: true,
 		HideVersion:               true,
 		Before: func(c *cli.Context) error {
