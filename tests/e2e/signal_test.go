@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -109,4 +112,52 @@ func TestEarlySignal(t *testing.T) {
 			t.Errorf("delay %d ms: exit status %d, want 143 (SIGTERM), stderr %q", i*3, r.Code, r.Stderr)
 		}
 	}
+}
+
+// TestKiteKilled SIGKILLs kite run while its pod runs several processes: nothing of the pod may
+// survive it, as systemd's KillMode=mixed and a plain kill -9 expect.
+func TestKiteKilled(t *testing.T) {
+	dir := sharedDir(t, "busybox")
+	p := start(t, dir, nil, "run", "--name", "killed", layoutRef("busybox"), "--", "sh", "-c", "sleep 300 & sleep 300 & echo ready; wait")
+	waitOutput(t, p, "ready\n")
+	st := podStatus(t, dir, "killed")
+	podNS, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", st.Pid))
+	if err != nil {
+		t.Fatalf("the pod's pid namespace: %v", err)
+	}
+	inPod := func() []int {
+		var pids []int
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			// The pod's processes are in the pod's pid namespace, or (the init) own it.
+			if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); err == nil && ns == podNS {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	if n := len(inPod()); n < 3 {
+		t.Fatalf("%d processes in the pod's pid namespace, want the init, sh and two sleeps", n)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.wait()
+	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(20 * time.Millisecond) {
+		left := inPod()
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes of the pod outlive kite: %v", left)
+		}
+	}
+	if st := podStatus(t, dir, "killed"); st.State != "exited" {
+		t.Errorf("the pod is %s after its kite was killed, want exited", st.State)
+	}
+	kite(t, dir, "rm", "killed")
 }
