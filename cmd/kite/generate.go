@@ -104,6 +104,8 @@ ExecStartPre=-%s
 ExecStart=%s
 ExecStop=%s
 KillMode=mixed
+# kite run exits 128+15 when ExecStop's SIGTERM ends the app: a clean stop.
+SuccessExitStatus=143
 Restart=on-failure
 TimeoutStopSec=30
 

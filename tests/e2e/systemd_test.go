@@ -274,7 +274,7 @@ func TestSystemdUnits(t *testing.T) {
 		args []string
 		want []string // in the unit
 	}{
-		{"plain", []string{layoutRef("busybox")}, []string{"WantedBy=default.target", "--sd-notify=started", "--name busybox"}},
+		{"plain", []string{layoutRef("busybox")}, []string{"WantedBy=default.target", "--sd-notify=started", "--name busybox", "SuccessExitStatus=143"}},
 		{"system", []string{"--system", "--name", "web", "-e", "GREETING=hello world", "--memory", "64m", layoutRef("busybox"), "--", "sh", "-c", "echo $HOME is 100%"},
 			[]string{"WantedBy=multi-user.target", `"-e=GREETING=hello world"`, "--memory=64m", `"echo $$HOME is 100%%"`, "stop --uuid-file %t/kite-web.uuid"}},
 		{"container", []string{"--sd-notify=container", "--name", "db", layoutRef("busybox")}, []string{"Type=notify", "--sd-notify=container"}},
