@@ -17,6 +17,7 @@ import (
 	"os"
 
 	"github.com/kite-runtime/kite/pkg/exitcode"
+	"github.com/kite-runtime/kite/pkg/phase"
 	"github.com/kite-runtime/kite/stage1/monitor"
 	"github.com/kite-runtime/kite/stage1/podinit"
 )
@@ -31,6 +32,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "kite-stage1: usage: kite-stage1 run|init <poddir>, or enter <uuid> (started by kite, not by hand)")
 		os.Exit(exitcode.Failed)
 	}
+	phase.Mark(os.Args[1], "main")
 	switch os.Args[1] {
 	case "run":
 		os.Exit(monitor.Main(os.Args[2]))

@@ -17,11 +17,13 @@ import (
 	"strings"
 
 	"github.com/kite-runtime/kite/pkg/exitcode"
+	"github.com/kite-runtime/kite/pkg/phase"
 	"github.com/kite-runtime/kite/stage0/datadir"
 	"github.com/urfave/cli/v2"
 )
 
 func main() {
+	phase.Mark("kite", "main")
 	if err := refuseSetuid(); err != nil {
 		fmt.Fprintln(os.Stderr, "kite:", err)
 		os.Exit(exitcode.Failed)
@@ -82,6 +84,8 @@ Example:
 			level := slog.LevelWarn
 			if c.Bool("debug") {
 				level = slog.LevelDebug
+				phase.Enable()
+				phase.Mark("kite", "flags parsed")
 			}
 			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 			return nil

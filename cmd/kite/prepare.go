@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/kite-runtime/kite/pkg/phase"
 	"github.com/kite-runtime/kite/pkg/podcgroup"
 	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/stage0/imageindex"
@@ -75,6 +76,7 @@ func createPod(c *cli.Context, prepare bool) (*pods.Locked, *specs.Spec, error) 
 	if os.Geteuid() != 0 && imageindex.IsSingleMapping(recs[0].UIDMap) {
 		fmt.Fprintln(os.Stderr, singleMappingWarning(d.Storage()))
 	}
+	phase.Mark("kite", "images found")
 	names, err := appNames(apps, defaults)
 	if err != nil {
 		return nil, nil, err
@@ -100,6 +102,7 @@ func createPod(c *cli.Context, prepare bool) (*pods.Locked, *specs.Spec, error) 
 		app.Name = names[i]
 		contents = append(contents, app)
 	}
+	phase.Mark("kite", "config.json made")
 	s := contents[0].Spec
 	if !prepare {
 		// Before the pod exists: limits this host cannot apply refuse the run, leaving nothing.
@@ -155,6 +158,7 @@ func createPod(c *cli.Context, prepare bool) (*pods.Locked, *specs.Spec, error) 
 		}
 		return nil, nil, err
 	}
+	phase.Mark("kite", "pod written")
 	if file := c.String("uuid-file-save"); file != "" {
 		if err := poddir.WriteFileAtomic(file, []byte(id+"\n"), 0o644); err != nil {
 			// The pod exists: say which, so that it can be removed.

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/kite-runtime/kite/pkg/idmap"
+	"github.com/kite-runtime/kite/pkg/phase"
 	"github.com/kite-runtime/kite/pkg/podcgroup"
 	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/pkg/podfork"
@@ -71,6 +72,7 @@ func Exec(stage1 string, p *Locked, s *specs.Spec, cgroup *podcgroup.Group, noti
 	childFd := int(child.File().Fd())
 	env := podfork.RuntimeEnv(os.Environ())
 	initEnv := append(env[:len(env):len(env)], poddir.SyncFdEnv+"="+strconv.Itoa(childFd))
+	phase.Mark("kite", "fork init")
 	pid, err := podfork.Start(flags, []string{stage1, "init", p.Dir}, initEnv, childFd)
 	child.Close()
 	if err != nil {
@@ -88,6 +90,7 @@ func Exec(stage1 string, p *Locked, s *specs.Spec, cgroup *podcgroup.Group, noti
 		unix.Kill(pid, unix.SIGKILL)
 		return err
 	}
+	phase.Mark("kite", "ids mapped")
 	if err := parent.Send(syncproto.Message{Type: syncproto.Mapped}); err != nil {
 		unix.Kill(pid, unix.SIGKILL)
 		return fmt.Errorf("start pod %s: %w", p.UUID, err)
@@ -103,6 +106,7 @@ func Exec(stage1 string, p *Locked, s *specs.Spec, cgroup *podcgroup.Group, noti
 		env = append(env, name+"="+strconv.Itoa(fd))
 	}
 	env = append(env, poddir.InitPidEnv+"="+strconv.Itoa(pid))
+	phase.Mark("kite", "exec monitor")
 	err = syscall.Exec(stage1, []string{"kite-stage1", "run", p.Dir}, env)
 	// The init reads end-of-file on its socket once this process exits, and exits too.
 	return fmt.Errorf("exec %s: %w", stage1, err)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kite-runtime/kite/pkg/exitcode"
+	"github.com/kite-runtime/kite/pkg/phase"
 	"github.com/kite-runtime/kite/pkg/podcgroup"
 	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/pkg/podfork"
@@ -188,6 +189,7 @@ func supervise(conn *syncproto.Conn, initPid int, podDir string, sigs <-chan os.
 		case m := <-msgs:
 			switch m.Type {
 			case syncproto.Started:
+				phase.Mark("monitor", "apps started")
 				if err := poddir.WriteFileAtomic(filepath.Join(podDir, poddir.PidFile), []byte(strconv.Itoa(initPid)+"\n"), 0o644); err != nil {
 					return exitcode.Failed, err
 				}
@@ -202,6 +204,7 @@ func supervise(conn *syncproto.Conn, initPid int, podDir string, sigs <-chan os.
 			case syncproto.Error:
 				return codeOr(m.Code), errors.New(m.Text)
 			case syncproto.Exited:
+				phase.Mark("monitor", "pod ended")
 				ws := syscall.WaitStatus(m.Status)
 				code := exitcode.FromWaitStatus(ws)
 				st := poddir.ExitStatus{Finished: time.Now().UTC(), Code: code, Signal: signalName(ws), SchemaVersion: poddir.SchemaVersion}

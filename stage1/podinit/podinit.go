@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/kite-runtime/kite/pkg/exitcode"
+	"github.com/kite-runtime/kite/pkg/phase"
 	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/pkg/podfork"
 	"github.com/kite-runtime/kite/pkg/syncproto"
@@ -93,6 +94,7 @@ func run(conn *syncproto.Conn, podDir string) error {
 		}
 		apps = append(apps, app)
 	}
+	phase.Mark("init", "roots assembled")
 	if err := rootfs.Pivot(root); err != nil {
 		return err
 	}
@@ -116,10 +118,12 @@ func run(conn *syncproto.Conn, podDir string) error {
 	if err != nil {
 		return err
 	}
+	phase.Mark("init", "apps started")
 	if err := conn.Send(syncproto.Message{Type: syncproto.Started, Pid: running[0].pid}); err != nil {
 		return err
 	}
 	status := reapApps(running, pod.ExitPolicy, sigs, term)
+	phase.Mark("init", "apps ended")
 	if term != nil {
 		term.drain()
 	}
