@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 
@@ -23,6 +24,9 @@ import (
 )
 
 func main() {
+	// kite runs for milliseconds (or execs into stage1): collecting garbage four times less
+	// often saves more time than the few MiB it may cost (kite list of 1000 pods: 10%).
+	debug.SetGCPercent(400)
 	phase.Mark("kite", "main")
 	if err := refuseSetuid(); err != nil {
 		fmt.Fprintln(os.Stderr, "kite:", err)

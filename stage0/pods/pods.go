@@ -12,12 +12,15 @@
 package pods
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kite-runtime/kite/pkg/poddir"
@@ -66,30 +69,58 @@ func (p *Pod) Name() string {
 // List reads every pod, in no particular order. A pod that moves while it is read is read where
 // it went, or left out if it was removed.
 func List(d datadir.Dir) ([]*Pod, error) {
-	var out []*Pod
+	type entry struct{ state, uuid string }
+	var entries []entry
 	seen := map[string]bool{}
 	for _, state := range stateDirs {
-		entries, err := os.ReadDir(d.PodsIn(state))
+		names, err := os.ReadDir(d.PodsIn(state))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("list pods: %w", err)
 		}
-		for _, e := range entries {
-			if !e.IsDir() || seen[e.Name()] || !validUUID(e.Name()) {
-				continue
+		for _, e := range names {
+			if e.IsDir() && !seen[e.Name()] && validUUID(e.Name()) {
+				seen[e.Name()] = true
+				entries = append(entries, entry{state, e.Name()})
 			}
-			p, err := Load(d, e.Name())
-			if errors.Is(err, os.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			seen[p.UUID] = true
-			out = append(out, p)
 		}
+	}
+	// Reading a pod is a dozen system calls and two small JSON documents: read several at once.
+	pods := make([]*Pod, len(entries))
+	errs := make([]error, len(entries))
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range min(len(entries), 4*runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				e := entries[i]
+				p, err := load(filepath.Join(d.PodsIn(e.state), e.uuid), e.state, e.uuid, false)
+				if errors.Is(err, os.ErrNotExist) {
+					// It moved since the directory was read: look for it where it went.
+					p, err = Load(d, e.uuid)
+				}
+				pods[i], errs[i] = p, err
+			}
+		}()
+	}
+	for i := range entries {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	var out []*Pod
+	for i, p := range pods {
+		if errors.Is(errs[i], os.ErrNotExist) {
+			continue // removed meanwhile
+		}
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		out = append(out, p)
 	}
 	return out, nil
 }
@@ -119,15 +150,16 @@ func load(dir, stateDir, uuid string, locked bool) (*Pod, error) {
 		return nil, err
 	}
 	defer f.Close()
+	// Only an embryo's and a handed-over pod's state depend on their lock.
 	held := false
-	if !locked {
+	if !locked && (stateDir == poddir.EmbryoDir || stateDir == poddir.RunDir) {
 		if held, err = lockHeld(f); err != nil {
 			return nil, fmt.Errorf("pod %s: %w", uuid, err)
 		}
 	}
 	p := &Pod{UUID: uuid, Dir: dir}
 	var m poddir.Pod
-	if err := poddir.ReadJSON(dir, poddir.PodFile, &m); err == nil {
+	if b, _, err := readAt(f, poddir.PodFile); err == nil && json.Unmarshal(b, &m) == nil {
 		p.Manifest = &m
 	}
 	switch stateDir {
@@ -148,17 +180,44 @@ func load(dir, stateDir, uuid string, locked bool) (*Pod, error) {
 	case poddir.GarbageDir:
 		p.State = Garbage
 	}
-	if st, err := os.Stat(filepath.Join(dir, poddir.PidFile)); err == nil {
-		p.Started = st.ModTime().UTC()
-		if b, err := os.ReadFile(filepath.Join(dir, poddir.PidFile)); err == nil {
-			p.Pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-		}
+	if b, changed, err := readAt(f, poddir.PidFile); err == nil {
+		p.Started = changed.UTC()
+		p.Pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
 	var exit poddir.ExitStatus
-	if err := poddir.ReadJSON(dir, poddir.ExitStatusFile, &exit); err == nil {
+	if b, _, err := readAt(f, poddir.ExitStatusFile); err == nil && json.Unmarshal(b, &exit) == nil {
 		p.Exit = &exit
 	}
 	return p, nil
+}
+
+// readAt reads the small file name of the open directory dir, and says when it last changed. A
+// listing reads three files of every pod: relative to the open directory, and with no more
+// system calls than it takes.
+func readAt(dir *os.File, name string) ([]byte, time.Time, error) {
+	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, time.Time{}, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, time.Time{}, &os.PathError{Op: "stat", Path: name, Err: err}
+	}
+	buf := make([]byte, st.Size+1)
+	n := 0
+	for {
+		m, err := unix.Read(fd, buf[n:])
+		if err != nil {
+			return nil, time.Time{}, &os.PathError{Op: "read", Path: name, Err: err}
+		}
+		if m == 0 || n+m == len(buf) {
+			n += m
+			break
+		}
+		n += m
+	}
+	return buf[:n], time.Unix(st.Mtim.Unix()), nil
 }
 
 // lockHeld reports whether some process holds the exclusive lock of the open pod directory f.
