@@ -32,7 +32,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "kite-stage1: usage: kite-stage1 run|init <poddir>, or enter <uuid> (started by kite, not by hand)")
 		os.Exit(exitcode.Failed)
 	}
-	phase.Mark(os.Args[1], "main")
+	if os.Args[1] == "run" {
+		phase.Mark("monitor", "main")
+	} else {
+		phase.Mark(os.Args[1], "main")
+	}
 	switch os.Args[1] {
 	case "run":
 		os.Exit(monitor.Main(os.Args[2]))

@@ -6,6 +6,7 @@ set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
 go build -o bin/bench ./tests/cmd/bench
+CGO_ENABLED=0 go build -o bin/empty ./tests/cmd/empty
 if [ "$(id -u)" -ne 0 ]; then
 	exec bin/bench -bin bin -images tests/out -out BENCHMARKS.md
 fi

@@ -106,6 +106,12 @@ func runBench(kite, images, scratch string, rep *report) error {
 	if err != nil {
 		rep.notes = append(rep.notes, "resident memory not measured: "+err.Error())
 	}
+	if rep.phases, err = startPhases(kite, data, image, 20); err != nil {
+		return err
+	}
+	if rep.empty, err = emptyProgramStart(scratch, filepath.Join(filepath.Dir(kite), "empty"), 30); err != nil {
+		rep.notes = append(rep.notes, "program start not measured: "+err.Error())
+	}
 	if rep.seccomp, err = seccompCost(kite, data, image, rep.runs); err != nil {
 		return err
 	}

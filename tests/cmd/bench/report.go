@@ -24,6 +24,9 @@ type report struct {
 	seccomp *pairResult
 	burst   *burstResult
 	list    *listResult
+	// phases is where a start's time goes; empty, what starting any program costs here.
+	phases []phase
+	empty  []measured
 }
 
 func writeReport(out string, rep report) error {
@@ -91,6 +94,18 @@ func writeRunSection(b *strings.Builder, results []measured, rss map[string]int,
 // writePodSections reports the filter's cost, 50 pods at once and kite list of 1000 pods, with
 // their targets.
 func writePodSections(b *strings.Builder, rep report) {
+	if len(rep.phases) > 0 {
+		fmt.Fprintf(b, "\n## Where a start's time goes\n\n`kite --debug run IMAGE -- true`, 20 runs: the median time of each step (`pkg/phase`) since kite parsed its flags, and since the step before.\n\n| process | step | at | since the step before |\n|---|---|---|---|\n")
+		prev := 0.0
+		for _, p := range rep.phases {
+			fmt.Fprintf(b, "| %s | %s | %.1f ms | %.1f ms |\n", p.process, p.step, p.at, p.at-prev)
+			prev = p.at
+		}
+	}
+	if len(rep.empty) == 2 {
+		fmt.Fprintf(b, "\nWhat starting a program costs on this machine (hyperfine, %d runs): a Go program that does nothing, %.1f ms; `/bin/true`, %.1f ms. kite's path runs three Go programs (kite, then the monitor and the init side by side).\n",
+			len(rep.empty[0].Times), rep.empty[0].Median*1000, rep.empty[1].Median*1000)
+	}
 	if s := rep.seccomp; s != nil {
 		cost := (s.with - s.without) * 1000
 		fmt.Fprintf(b, "\n## The seccomp filter's cost\n\n%d pairs, interleaved (each pair runs one command, then the other), after 2 warm-up pairs; wall time of each process.\n\n", s.pairs)
