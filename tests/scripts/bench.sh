@@ -10,7 +10,7 @@ CGO_ENABLED=0 go build -o bin/empty ./tests/cmd/empty
 if [ "$(id -u)" -ne 0 ]; then
 	exec bin/bench -bin bin -images tests/out -out BENCHMARKS.md
 fi
-sh tests/scripts/deps.sh hyperfine bubblewrap podman runc skopeo
+sh tests/scripts/deps.sh hyperfine bubblewrap podman runc crun skopeo
 . tests/scripts/testuser.sh
 ensure_test_user "$1"
 cd /tmp

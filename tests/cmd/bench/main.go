@@ -87,6 +87,11 @@ func runBench(kite, images, scratch string, rep *report) error {
 		kiteRun,
 		{"bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", rootfs, "/", "/bin/true"},
 	}
+	if crun, err := crunCommand(scratch, rootfs); err != nil {
+		rep.notes = append(rep.notes, "crun not measured: "+err.Error())
+	} else {
+		commands = append(commands, crun)
+	}
 	podman, err := podmanCommand(scratch, images)
 	if err != nil {
 		rep.notes = append(rep.notes, "podman not measured: "+err.Error())

@@ -74,6 +74,9 @@ func writeRunSection(b *strings.Builder, results []measured, rss map[string]int,
 		case strings.HasPrefix(r.Command, "bwrap "):
 			ratio := kiteMedian / r.Median
 			fmt.Fprintf(b, "| `kite run` median ≤ 3× bubblewrap's | %.2f× | %s |\n", ratio, yesNo(ratio <= 3))
+		case strings.HasPrefix(r.Command, "crun "):
+			ratio := kiteMedian / r.Median
+			fmt.Fprintf(b, "| `kite run` median ≤ crun's (without seccomp) | %.2f× | %s |\n", ratio, yesNo(ratio <= 1))
 		case strings.HasPrefix(r.Command, "podman "):
 			ratio := r.Median / kiteMedian
 			fmt.Fprintf(b, "| `kite run` ≥ 10× faster than podman | %.1f× | %s |\n", ratio, yesNo(ratio >= 10))
