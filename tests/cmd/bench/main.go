@@ -111,6 +111,22 @@ func runBench(kite, images, scratch string, rep *report) error {
 	if err != nil {
 		rep.notes = append(rep.notes, "resident memory not measured: "+err.Error())
 	}
+	rep.peers = map[string]peerMemory{}
+	sleep := []string{"bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", rootfs, "/", "/bin/sleep", "1.5"}
+	if kb, procs, err := peerRSS(sleep, []string{"bwrap"}); err != nil {
+		rep.notes = append(rep.notes, "bwrap's memory not measured: "+err.Error())
+	} else {
+		rep.peers["bwrap"] = peerMemory{kb, procs}
+	}
+	if podman != nil {
+		pod := append(append([]string{}, podman[:len(podman)-1]...), "sleep", "1.5")
+		if kb, procs, err := peerRSS(pod, []string{"podman", "conmon", "catatonit", "runc"}); err != nil {
+			rep.notes = append(rep.notes, "podman's memory not measured: "+err.Error())
+		} else {
+			rep.peers["podman"] = peerMemory{kb, procs}
+		}
+		exec.Command("podman", "system", "migrate").Run()
+	}
 	if rep.phases, err = startPhases(kite, data, image, 20); err != nil {
 		return err
 	}

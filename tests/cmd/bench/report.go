@@ -24,6 +24,8 @@ type report struct {
 	seccomp *pairResult
 	burst   *burstResult
 	list    *listResult
+	// peers is the resident memory other runtimes keep beside a running app, by runtime.
+	peers map[string]peerMemory
 	// phases is where a start's time goes; empty, what starting any program costs here.
 	phases []phase
 	empty  []measured
@@ -96,7 +98,21 @@ func writeRunSection(b *strings.Builder, results []measured, rss map[string]int,
 
 // writePodSections reports the filter's cost, 50 pods at once and kite list of 1000 pods, with
 // their targets.
+// peerMemory is a runtime's processes beside a running app and their total resident memory.
+type peerMemory struct {
+	kb        int
+	processes []string
+}
+
 func writePodSections(b *strings.Builder, rep report) {
+	if len(rep.peers) > 0 {
+		fmt.Fprintf(b, "\n### Beside the same app, other runtimes\n\nVmRSS 0.7 s after the start of `sleep 1.5`, once, of the runtime's processes (by name) of the bench's user.\n\n| runtime | VmRSS | processes |\n|---|---|---|\n")
+		for _, name := range []string{"bwrap", "podman"} {
+			if m, ok := rep.peers[name]; ok {
+				fmt.Fprintf(b, "| %s | %d KiB (%.2f MiB) | %s |\n", name, m.kb, float64(m.kb)/1024, strings.Join(m.processes, ", "))
+			}
+		}
+	}
 	if len(rep.phases) > 0 {
 		fmt.Fprintf(b, "\n## Where a start's time goes\n\n`kite --debug run IMAGE -- true`, 20 runs: the median time of each step (`pkg/phase`) since kite parsed its flags, and since the step before.\n\n| process | step | at | since the step before |\n|---|---|---|---|\n")
 		prev := 0.0
