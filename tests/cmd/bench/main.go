@@ -98,7 +98,8 @@ func runBench(kite, images, scratch string, rep *report) error {
 	} else {
 		commands = append(commands, podman)
 	}
-	results, err := hyperfine(scratch, bench{commands: commands, warmup: 3, runs: rep.runs})
+	// Interleaved: rep.runs hyperfine invocations, each running every command once.
+	results, err := hyperfine(scratch, bench{commands: commands, warmup: 3, runs: rep.runs, rounds: rep.runs})
 	if podman != nil {
 		// Rootless podman leaves a pause process behind to keep its user namespace; stop it.
 		exec.Command("podman", "system", "migrate").Run()
@@ -136,7 +137,11 @@ func runBench(kite, images, scratch string, rep *report) error {
 	if rep.seccomp, err = seccompCost(kite, data, image, rep.runs); err != nil {
 		return err
 	}
-	rep.burst = burst(kite, data, image, 50)
+	rep.burst = burst(kiteRun, 50)
+	if podman != nil {
+		rep.podmanBurst = burst(podman, 50)
+		exec.Command("podman", "system", "migrate").Run()
+	}
 	if rep.list, err = listPods(kite, scratch, image, 1000, 20); err != nil {
 		return err
 	}

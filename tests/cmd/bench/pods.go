@@ -51,9 +51,8 @@ type burstResult struct {
 	command     string
 }
 
-// burst starts n kite runs of true at once and waits for them all.
-func burst(kite, data, image string, n int) *burstResult {
-	cmd := []string{kite, "--dir", data, "run", image, "--", "true"}
+// burst starts n runs of cmd at once and waits for them all.
+func burst(cmd []string, n int) *burstResult {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	failures := 0

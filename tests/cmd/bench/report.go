@@ -21,9 +21,10 @@ type report struct {
 	fetch *fetchResults
 	// seccomp, burst and list are kite's own figures: its filter's cost, 50 pods at once, and
 	// kite list of 1000 pods.
-	seccomp *pairResult
-	burst   *burstResult
-	list    *listResult
+	seccomp     *pairResult
+	burst       *burstResult
+	podmanBurst *burstResult
+	list        *listResult
 	// peers is the resident memory other runtimes keep beside a running app, by runtime.
 	peers map[string]peerMemory
 	// phases is where a start's time goes; empty, what starting any program costs here.
@@ -49,7 +50,7 @@ func writeReport(out string, rep report) error {
 
 func writeRunSection(b *strings.Builder, results []measured, rss map[string]int, notes []string, runs int) {
 	fmt.Fprintf(b, "\n## Start to exit of `true` in a pod, image stored\n\n")
-	fmt.Fprintf(b, "hyperfine, %d runs each after 3 warm-ups, no shell (`-N`), all commands in one hyperfine invocation (one command after the other).\n\n", runs)
+	fmt.Fprintf(b, "hyperfine, %d runs each after 3 warm-ups, no shell (`-N`), interleaved: %d hyperfine invocations, each running every command once, one after the other (the warm-ups in the first), so that load from other work on the machine falls on all commands alike.\n\n", runs, runs)
 	fmt.Fprintf(b, "| command | median | min – max | kite ÷ this |\n|---|---|---|---|\n")
 	kiteMedian := results[0].Median
 	for _, r := range results {
@@ -136,6 +137,9 @@ func writePodSections(b *strings.Builder, rep report) {
 		fmt.Fprintf(b, "\n## %d pods started at once\n\n`%s`, %d times at once.\n\n", u.n, u.command, u.n)
 		fmt.Fprintf(b, "| target | measured | met |\n|---|---|---|\n| no failure | %d failed | %s |\n| all done within %d× one pod's median (%.0f ms) | %.0f ms, %.1f× | %s |\n",
 			u.failures, yesNo(u.failures == 0), u.n, float64(u.n)*single*1000, u.wall*1000, u.wall/single, yesNo(u.wall <= float64(u.n)*single))
+		if p := rep.podmanBurst; p != nil {
+			fmt.Fprintf(b, "\nBeside it, `%s`, %d times at once: %d failed, all done in %.0f ms (kite ÷ podman %.2f).\n", p.command, p.n, p.failures, p.wall*1000, u.wall/p.wall)
+		}
 	}
 	if l := rep.list; l != nil {
 		lo, hi := minMax(l.list.Times)
