@@ -118,12 +118,13 @@ func sdNotifyMode(c *cli.Context) (string, error) {
 }
 
 // notifyInApp gives app, the pod's first app, the pod's end of sd_notify: the pod directory's
-// NotifyDir bound at AppNotifyDir, and NOTIFY_SOCKET naming the socket there. The host's socket
-// is never seen inside the pod.
+// NotifyDir bound read-only at AppNotifyDir (sending to a socket needs no writable mount; the app
+// gets no way to write into the pod directory), and NOTIFY_SOCKET naming the socket there. The
+// host's socket is never seen inside the pod.
 func notifyInApp(app *specs.Spec) {
 	app.Mounts = append(app.Mounts, specs.Mount{
 		Destination: poddir.AppNotifyDir, Type: "bind", Source: poddir.NotifyDir,
-		Options: []string{"bind", "nosuid", "nodev", "noexec"},
+		Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"},
 	})
 	app.Process.Env = append(withoutKeys(app.Process.Env, []string{"NOTIFY_SOCKET"}), "NOTIFY_SOCKET="+poddir.AppNotifySocket)
 }

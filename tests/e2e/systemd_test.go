@@ -179,7 +179,7 @@ func TestSdNotify(t *testing.T) {
 			if mode != "" {
 				args = append(args, "--sd-notify="+mode)
 			}
-			app := `echo "NOTIFY_SOCKET=$NOTIFY_SOCKET"; sleep 0.4; [ -n "$NOTIFY_SOCKET" ] && probe notify "READY=1
+			app := `echo "NOTIFY_SOCKET=$NOTIFY_SOCKET"; touch /run/kite/notify/x 2>/dev/null && echo WRITABLE; sleep 0.4; [ -n "$NOTIFY_SOCKET" ] && probe notify "READY=1
 STATUS=serving
 MAINPID=2"; sleep 0.3`
 			began := time.Now()
@@ -201,6 +201,9 @@ MAINPID=2"; sleep 0.3`
 				}
 				if !strings.Contains(r.Stdout, "NOTIFY_SOCKET=/run/kite/notify/notify.sock") {
 					t.Errorf("the app's NOTIFY_SOCKET: %q", r.Stdout)
+				}
+				if strings.Contains(r.Stdout, "WRITABLE") {
+					t.Errorf("the app can write where its sd_notify socket is, into the pod directory")
 				}
 			case "started":
 				if len(got) != 1 || got[0].text != mainpid+"\nREADY=1" {
