@@ -131,6 +131,9 @@ func runBench(kite, images, scratch string, rep *report) error {
 	if rep.phases, err = startPhases(kite, data, image, 20); err != nil {
 		return err
 	}
+	if rep.idmaps, err = idMapHelpers(10); err != nil {
+		rep.notes = append(rep.notes, "newuidmap and newgidmap not measured: "+err.Error())
+	}
 	if rep.empty, err = emptyProgramStart(scratch, filepath.Join(filepath.Dir(kite), "empty"), 30); err != nil {
 		rep.notes = append(rep.notes, "program start not measured: "+err.Error())
 	}

@@ -30,6 +30,8 @@ type report struct {
 	// phases is where a start's time goes; empty, what starting any program costs here.
 	phases []phase
 	empty  []measured
+	// idmaps is newuidmap and newgidmap in parallel, seconds.
+	idmaps float64
 }
 
 func writeReport(out string, rep report) error {
@@ -125,6 +127,9 @@ func writePodSections(b *strings.Builder, rep report) {
 	if len(rep.empty) == 2 {
 		fmt.Fprintf(b, "\nWhat starting a program costs on this machine (hyperfine, %d runs): a Go program that does nothing, %.1f ms; `/bin/true`, %.1f ms. kite's path runs three Go programs (kite, then the monitor and the init side by side).\n",
 			len(rep.empty[0].Times), rep.empty[0].Median*1000, rep.empty[1].Median*1000)
+	}
+	if rep.idmaps > 0 {
+		fmt.Fprintf(b, "\nnewuidmap and newgidmap (Debian's uidmap), run in parallel as kite runs them on a fresh user namespace, median of 10: %.1f ms. Every pod whose user has subordinate ids pays it.\n", rep.idmaps*1000)
 	}
 	if s := rep.seccomp; s != nil {
 		cost := (s.with - s.without) * 1000
