@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -55,5 +56,31 @@ func TestCompile(t *testing.T) {
 	p.Syscalls = append(p.Syscalls, specs.LinuxSyscall{Names: []string{"read"}, Action: specs.ActNotify})
 	if _, err := compile(t, p); err == nil {
 		t.Error("a notify action was compiled")
+	}
+}
+
+// BenchmarkCompileDefault measures compiling Docker's default profile, which kite-image does once
+// per distinct profile (kite then loads the cached BPF).
+func BenchmarkCompileDefault(b *testing.B) {
+	caps := []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETUID", "CAP_SETGID"}
+	profile, err := seccomp.GetDefaultProfile(&specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: caps}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(b.TempDir(), "filter.bpf"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	for b.Loop() {
+		if err := f.Truncate(0); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := f.Seek(0, 0); err != nil {
+			b.Fatal(err)
+		}
+		if err := Compile(profile, nil, f); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
