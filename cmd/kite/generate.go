@@ -153,17 +153,15 @@ func unitName(image string) string {
 	return strings.Trim(name, "-.")
 }
 
-// globalArgs are the global flags this kite was given that the unit's commands need.
+// globalArgs are the global flags kite was given (before the command) that the unit's commands
+// need; those given to the command itself are setFlags'. c is generate systemd's context: its
+// parent, generate's, defines none of these flags, so its lookups reach kite's global ones.
 func globalArgs(c *cli.Context) []string {
+	parent := c.Lineage()[1]
 	var out []string
-	for _, ctx := range c.Lineage() {
-		for _, f := range []string{"dir", "storage-driver", "insecure-options"} {
-			if ctx.IsSet(f) && ctx.String(f) != "" && !strings.Contains(strings.Join(out, " "), "--"+f+"=") {
-				out = append(out, "--"+f+"="+ctx.String(f))
-			}
-		}
-		if ctx.Command != nil && ctx.Command.Name == "generate" {
-			break
+	for _, f := range []string{"dir", "storage-driver", "insecure-options"} {
+		if parent.IsSet(f) && parent.String(f) != "" {
+			out = append(out, "--"+f+"="+parent.String(f))
 		}
 	}
 	return out
