@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,18 +56,9 @@ func TestMultiAppPod(t *testing.T) {
 	if first.UID != 0 || second.UID != 1000 || first.Hostname != second.Hostname {
 		t.Errorf("uids %d and %d (want 0 and 1000), hostnames %q and %q", first.UID, second.UID, first.Hostname, second.Hostname)
 	}
-	if !contains(first.Env, "WHO=everyone") || !contains(second.Env, "WHO=second") {
+	if !slices.Contains(first.Env, "WHO=everyone") || !slices.Contains(second.Env, "WHO=second") {
 		t.Errorf("environments %v and %v", first.Env, second.Env)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // TestExitPolicies checks when a pod of two apps ends, with what status, and that each app's
