@@ -79,31 +79,17 @@ func TestSeccompRefused(t *testing.T) {
 		{[]string{"--seccomp", "mode=remove,getpid", "--insecure-options=seccomp"}, "contradict"},
 	} {
 		t.Run(strings.Join(tc.flags, " "), func(t *testing.T) {
-			before := podDirs(t, dir)
+			before := len(podEntries(t, dir))
 			r := runProbe(t, dir, nil, tc.flags...)
 			wantCode(t, r, 125, "kite run "+strings.Join(tc.flags, " "))
 			if !strings.Contains(r.Stderr, tc.hint) {
 				t.Errorf("stderr does not say %q: %q", tc.hint, r.Stderr)
 			}
-			if after := podDirs(t, dir); after != before {
+			if after := len(podEntries(t, dir)); after != before {
 				t.Errorf("pods before and after: %d, %d; a refused run must not make one", before, after)
 			}
 		})
 	}
-}
-
-// podDirs counts the pod directories in the data dir.
-func podDirs(t *testing.T, dir string) int {
-	t.Helper()
-	n := 0
-	for _, state := range []string{"embryo", "run"} {
-		entries, err := os.ReadDir(filepath.Join(dir, "pods", state))
-		if err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-		n += len(entries)
-	}
-	return n
 }
 
 // TestSeccompCache checks that a profile is compiled once: pods with the same profile share one

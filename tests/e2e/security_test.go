@@ -278,13 +278,13 @@ func TestResourceLimitsRefused(t *testing.T) {
 		{[]string{"--memory", "64x"}, "give a size"},
 		{[]string{"--pids-limit", "0"}, "at least 1"},
 	} {
-		before := podDirs(t, dir)
+		before := len(podEntries(t, dir))
 		r := kite(t, dir, append(append([]string{"run"}, tc.flags...), layoutRef("busybox"), "--", "true")...)
 		wantCode(t, r, 125, strings.Join(tc.flags, " "))
 		if !strings.Contains(r.Stderr, tc.hint) {
 			t.Errorf("%v: stderr does not say %q: %q", tc.flags, tc.hint, r.Stderr)
 		}
-		if after := podDirs(t, dir); after != before {
+		if after := len(podEntries(t, dir)); after != before {
 			t.Errorf("%v: pods before and after: %d, %d", tc.flags, before, after)
 		}
 	}
