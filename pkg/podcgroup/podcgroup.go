@@ -172,7 +172,9 @@ func Remove(dir string) error {
 
 func write(dir, file, value string) error {
 	p := filepath.Join(dir, file)
-	if err := os.WriteFile(p, []byte(value), 0); err != nil {
+	// cgroupfs has every file already; the test's fake tree does not, and a non-root test must
+	// read back what it created.
+	if err := os.WriteFile(p, []byte(value), 0o644); err != nil {
 		return fmt.Errorf("write %q to %s: %w", value, p, err)
 	}
 	return nil
