@@ -18,6 +18,10 @@ const bigRepo = "bench/big:1"
 // fetchResults are the figures of the fetch benchmark.
 type fetchResults struct {
 	image imageSizes
+	// debian is the Debian tarball the image was made of, with its files; "" for the image of
+	// generated files (bigImage).
+	debian      string
+	debianFiles int
 	// names are the tools measured, in the order of the commands.
 	names      []string
 	cold, warm []measured
@@ -66,15 +70,24 @@ func fetchers(kite, ref, policy string) []fetcher {
 }
 
 // fetchBench serves a ~60 MB image from a registry in this process and measures fetching it into
-// an empty store (cold) and into a store that has it (warm), with kite, skopeo and podman.
-func fetchBench(kite, scratch string, coldRuns, warmRuns int) (*fetchResults, error) {
+// an empty store (cold) and into a store that has it (warm), with kite, skopeo and podman. The
+// image is Debian's minbase made of debian (a root file system tarball), or when debian is "",
+// one of generated files.
+func fetchBench(kite, scratch, debian string, coldRuns, warmRuns int) (*fetchResults, error) {
 	dir := filepath.Join(scratch, "fetch")
 	layout := filepath.Join(dir, "layout")
 	fmt.Fprintln(os.Stderr, "bench: writing the fetch benchmark's image")
-	if err := imagebuild.WriteLayout(layout, bigImage()); err != nil {
+	res := &fetchResults{debian: debian}
+	img := bigImage()
+	if debian != "" {
+		var err error
+		if img, res.debianFiles, err = debianImage(debian); err != nil {
+			return nil, err
+		}
+	}
+	if err := imagebuild.WriteLayout(layout, img); err != nil {
 		return nil, err
 	}
-	res := &fetchResults{}
 	var err error
 	if res.image, err = layoutSizes(layout, bigTag); err != nil {
 		return nil, err

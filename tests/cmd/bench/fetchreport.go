@@ -10,11 +10,20 @@ const warmTarget = 0.050
 
 func writeFetchSection(b *strings.Builder, f *fetchResults) {
 	fmt.Fprintf(b, "\n## Fetch of a 3-layer image from a registry on loopback\n\n")
-	fmt.Fprintf(b, "The bench writes the image itself (`tests/cmd/bench/bigimage.go`): three gzip layers of files "+
-		"whose content comes from fixed seeds, %d%% blocks of random bytes between lines of words from a small vocabulary, "+
-		"so that they compress about as well as a mix of binaries and text. kite's test registry (`tests/registry`) "+
-		"serves it as `%s` over plain HTTP on 127.0.0.1, from the bench's own process. Manifest `%s`.\n\n",
-		noisePercent, bigRepo, f.image.manifest)
+	if f.debian != "" {
+		fmt.Fprintf(b, "The image is Debian's minbase: `tests/scripts/bench.sh` makes a root file system with "+
+			"`mmdebstrap --variant=minbase --format=tar` from the machine's apt sources, once, and keeps it as `%s` "+
+			"(delete it for a fresh one). The bench splits its %d entries into three gzip layers (`tests/cmd/bench/debian.go`): "+
+			"/usr/lib, /usr/share and the rest; device nodes are left out. ",
+			f.debian, f.debianFiles)
+	} else {
+		fmt.Fprintf(b, "The bench writes the image itself (`tests/cmd/bench/bigimage.go`), as it had no Debian root file system "+
+			"(`tests/scripts/bench.sh` makes one with mmdebstrap when it can): three gzip layers of files "+
+			"whose content comes from fixed seeds, %d%% blocks of random bytes between lines of words from a small vocabulary, "+
+			"so that they compress about as well as a mix of binaries and text. ", noisePercent)
+	}
+	fmt.Fprintf(b, "kite's test registry (`tests/registry`) serves it as `%s` over plain HTTP on 127.0.0.1, "+
+		"from the bench's own process. Manifest `%s`.\n\n", bigRepo, f.image.manifest)
 	fmt.Fprintf(b, "| layer | compressed (as served) | uncompressed (tar) |\n|---|---|---|\n")
 	for i, l := range f.image.layers {
 		fmt.Fprintf(b, "| %d | %s | %s |\n", i+1, bytesMB(l.compressed), bytesMB(l.uncompressed))

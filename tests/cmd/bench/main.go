@@ -23,6 +23,7 @@ func main() {
 	flag.IntVar(&o.coldRuns, "fetch-cold-runs", 15, "measured runs per command of a fetch into an empty store")
 	flag.IntVar(&o.warmRuns, "fetch-warm-runs", 30, "measured runs per command of a fetch of a stored image")
 	flag.StringVar(&o.only, "only", "", "measure only run (kite run and memory) or fetch; the report then has only that section")
+	flag.StringVar(&o.debian, "debian", "", "Debian root file system tarball (mmdebstrap --format=tar) to make the fetch benchmark's image of")
 	flag.Parse()
 	if o.only != "" && o.only != "run" && o.only != "fetch" {
 		fmt.Fprintln(os.Stderr, "bench: -only takes run or fetch")
@@ -35,7 +36,7 @@ func main() {
 }
 
 type options struct {
-	bin, images, out         string
+	bin, images, out, debian string
 	runs, coldRuns, warmRuns int
 	only                     string
 }
@@ -62,7 +63,7 @@ func run(o options) error {
 		}
 	}
 	if o.only != "run" {
-		if rep.fetch, err = fetchBench(kite, scratch, o.coldRuns, o.warmRuns); err != nil {
+		if rep.fetch, err = fetchBench(kite, scratch, o.debian, o.coldRuns, o.warmRuns); err != nil {
 			return err
 		}
 	}
@@ -83,14 +84,22 @@ func runBench(kite, images, scratch string, rep *report) error {
 	if err := extractImage(filepath.Join(images, "layout"), "busybox", rootfs); err != nil {
 		return err
 	}
-	commands := [][]string{
-		kiteRun,
-		{"bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", rootfs, "/", "/bin/true"},
+	bwrap := []string{"bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", rootfs, "/", "/bin/true"}
+	commands := [][]string{kiteRun, bwrap}
+	var crun *crunPeer
+	seccomp, err := kiteSeccomp(data)
+	if err == nil {
+		crun, err = newCrunPeer(scratch, rootfs, seccomp)
 	}
-	if crun, err := crunCommand(scratch, rootfs); err != nil {
+	if err != nil {
 		rep.notes = append(rep.notes, "crun not measured: "+err.Error())
 	} else {
-		commands = append(commands, crun)
+		commands = append(commands, crun.run(crun.plain, "kite-bench"), crun.run(crun.seccomp, "kite-bench-seccomp"))
+		if cgroupControllersHidden() {
+			rep.notes = append(rep.notes, "crun refuses a cgroup v1/v2 hybrid whose v2 hierarchy has controllers (this host's has hugetlb). "+
+				"tests/scripts/bench.sh, run as root, mounts an empty file over /sys/fs/cgroup/unified/cgroup.controllers in a mount namespace of the bench's own, "+
+				"so every command measured here sees no controllers there. None of them uses cgroups when rootless on such a host.")
+		}
 	}
 	podman, err := podmanCommand(scratch, images)
 	if err != nil {
@@ -108,24 +117,41 @@ func runBench(kite, images, scratch string, rep *report) error {
 		return err
 	}
 	rep.run = results
-	rep.rss, err = medianRSS(kite, data, image, 5)
+	programs := [][]string{{filepath.Join(filepath.Dir(kite), "empty")}, {"/bin/true"}}
+	labels := []string{"a Go program that does nothing (`tests/cmd/empty`)", "`/bin/true`"}
+	for i, c := range append(commands, programs...) {
+		label := runner(shellJoin(c))
+		if i >= len(commands) {
+			label = labels[i-len(commands)]
+		}
+		cost, err := measureCost(label, c, 10)
+		if err != nil {
+			return err
+		}
+		rep.costs = append(rep.costs, cost)
+	}
+	if podman != nil {
+		exec.Command("podman", "system", "migrate").Run()
+	}
+	rep.memory, err = medianMemory(kite, data, image, 5)
 	if err != nil {
 		rep.notes = append(rep.notes, "resident memory not measured: "+err.Error())
 	}
-	rep.peers = map[string]peerMemory{}
-	sleep := []string{"bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", rootfs, "/", "/bin/sleep", "1.5"}
-	if kb, procs, err := peerRSS(sleep, []string{"bwrap"}); err != nil {
-		rep.notes = append(rep.notes, "bwrap's memory not measured: "+err.Error())
-	} else {
-		rep.peers["bwrap"] = peerMemory{kb, procs}
+	rep.peers = map[string]peerMemoryResult{}
+	peer := func(name string, cmd []string, procs ...string) {
+		if m, counted, err := peerMemory(cmd, procs); err != nil {
+			rep.notes = append(rep.notes, name+"'s memory not measured: "+err.Error())
+		} else {
+			rep.peers[name] = peerMemoryResult{m, counted}
+		}
+	}
+	peer("bwrap", []string{"bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", rootfs, "/", "/bin/sleep", "1.5"}, "bwrap")
+	if crun != nil {
+		// crun re-runs itself from a copy in a memfd, which names the process.
+		peer("crun", crun.run(crun.sleep, "kite-bench-sleep"), "crun", "memfd:crun_clon")
 	}
 	if podman != nil {
-		pod := append(append([]string{}, podman[:len(podman)-1]...), "sleep", "1.5")
-		if kb, procs, err := peerRSS(pod, []string{"podman", "conmon", "catatonit", "runc"}); err != nil {
-			rep.notes = append(rep.notes, "podman's memory not measured: "+err.Error())
-		} else {
-			rep.peers["podman"] = peerMemory{kb, procs}
-		}
+		peer("podman", append(append([]string{}, podman[:len(podman)-1]...), "sleep", "1.5"), "podman", "conmon", "catatonit", "runc")
 		exec.Command("podman", "system", "migrate").Run()
 	}
 	if rep.phases, err = startPhases(kite, data, image, 20); err != nil {
@@ -140,9 +166,13 @@ func runBench(kite, images, scratch string, rep *report) error {
 	if rep.seccomp, err = seccompCost(kite, data, image, rep.runs); err != nil {
 		return err
 	}
-	rep.burst = burst(kiteRun, 50)
+	same := func(cmd []string) func(int) []string { return func(int) []string { return cmd } }
+	rep.bursts = append(rep.bursts, burst(50, same(kiteRun)))
+	if crun != nil {
+		rep.bursts = append(rep.bursts, burst(50, func(i int) []string { return crun.run(crun.plain, fmt.Sprintf("kite-bench-%d", i)) }))
+	}
 	if podman != nil {
-		rep.podmanBurst = burst(podman, 50)
+		rep.bursts = append(rep.bursts, burst(50, same(podman)))
 		exec.Command("podman", "system", "migrate").Run()
 	}
 	if rep.list, err = listPods(kite, scratch, image, 1000, 20); err != nil {

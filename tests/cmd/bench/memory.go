@@ -12,28 +12,35 @@ import (
 	"time"
 )
 
-// medianRSS measures n pods and keeps, for each process, its median resident memory.
-func medianRSS(kite, data, image string, n int) (map[string]int, error) {
-	samples := map[string][]int{}
+// memory is a process's resident memory in KiB: all its pages (RSS), and its proportional share
+// (PSS), which counts a page shared with n processes as 1/n.
+type memory struct{ rss, pss int }
+
+// medianMemory measures n pods and keeps, for each process, its median resident memory.
+func medianMemory(kite, data, image string, n int) (map[string]memory, error) {
+	rss, pss := map[string][]int{}, map[string][]int{}
 	for range n {
-		rss, err := kiteRSS(kite, data, image)
+		mem, err := kiteMemory(kite, data, image)
 		if err != nil {
 			return nil, err
 		}
-		for name, kb := range rss {
-			samples[name] = append(samples[name], kb)
+		for name, m := range mem {
+			rss[name] = append(rss[name], m.rss)
+			pss[name] = append(pss[name], m.pss)
 		}
 	}
-	res := map[string]int{}
-	for name, v := range samples {
-		sort.Ints(v)
-		res[name] = v[len(v)/2]
+	res := map[string]memory{}
+	for name := range rss {
+		sort.Ints(rss[name])
+		sort.Ints(pss[name])
+		res[name] = memory{rss[name][n/2], pss[name][n/2]}
 	}
 	return res, nil
 }
 
-// kiteRSS starts a pod running sleep and reads the resident memory of the monitor and the init.
-func kiteRSS(kite, data, image string) (map[string]int, error) {
+// kiteMemory starts a pod running sleep and reads the resident memory of the monitor and the
+// init.
+func kiteMemory(kite, data, image string) (map[string]memory, error) {
 	cmd := exec.Command(kite, "--dir", data, "run", image, "--", "sleep", "1.5")
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -50,45 +57,61 @@ func kiteRSS(kite, data, image string) (map[string]int, error) {
 		return nil, fmt.Errorf("the monitor has %d children, expected the pod's init", len(fields))
 	}
 	init, _ := strconv.Atoi(fields[0])
-	res := map[string]int{}
+	res := map[string]memory{}
 	for name, pid := range map[string]int{"monitor (P)": monitor, "init (C)": init} {
-		kb, err := statusField(pid, "VmRSS")
+		m, err := processMemory(pid)
 		if err != nil {
 			return nil, err
 		}
-		res[name] = kb
+		res[name] = m
 	}
 	return res, nil
 }
 
-func statusField(pid int, field string) (int, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+// processMemory reads Rss and Pss from /proc/PID/smaps_rollup.
+func processMemory(pid int) (memory, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 	if err != nil {
-		return 0, err
+		return memory{}, err
 	}
+	var m memory
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		f := strings.Fields(line)
+		if len(f) != 3 || f[2] != "kB" {
+			continue
+		}
+		kb, err := strconv.Atoi(f[1])
+		if err != nil {
+			return memory{}, fmt.Errorf("/proc/%d/smaps_rollup: %q", pid, line)
+		}
+		switch f[0] {
+		case "Rss:":
+			m.rss = kb
+		case "Pss:":
+			m.pss = kb
 		}
 	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+	if m.rss == 0 {
+		return memory{}, fmt.Errorf("/proc/%d/smaps_rollup has no Rss", pid)
+	}
+	return m, nil
 }
 
-// peerRSS starts cmd (which runs sleep 1.5 in a container) and, 0.7 s later, sums the resident
-// memory of the processes the runtime keeps beside the app: those of this user whose names are
-// in names. It returns the sum in KiB and the processes counted.
-func peerRSS(cmd []string, names []string) (int, []string, error) {
+// peerMemory starts cmd (which runs sleep 1.5 in a container) and, 0.7 s later, sums the
+// resident memory of the processes the runtime keeps beside the app: those of this user whose
+// names are in names. It returns the sums and the processes counted.
+func peerMemory(cmd []string, names []string) (memory, []string, error) {
 	c := exec.Command(cmd[0], cmd[1:]...)
 	if err := c.Start(); err != nil {
-		return 0, nil, err
+		return memory{}, nil, err
 	}
 	defer c.Wait()
 	time.Sleep(700 * time.Millisecond)
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, nil, err
+		return memory{}, nil, err
 	}
-	total := 0
+	var total memory
 	var counted []string
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -103,16 +126,17 @@ func peerRSS(cmd []string, names []string) (int, []string, error) {
 		if err != nil || st.Sys().(*syscall.Stat_t).Uid != uint32(os.Getuid()) {
 			continue
 		}
-		kb, err := statusField(pid, "VmRSS")
+		m, err := processMemory(pid)
 		if err != nil {
 			continue
 		}
-		total += kb
-		counted = append(counted, fmt.Sprintf("%s %d KiB", strings.TrimSpace(string(comm)), kb))
+		total.rss += m.rss
+		total.pss += m.pss
+		counted = append(counted, fmt.Sprintf("%s %d/%d KiB", strings.TrimSpace(string(comm)), m.rss, m.pss))
 	}
 	sort.Strings(counted)
-	if total == 0 {
-		return 0, nil, fmt.Errorf("%s: no process named %s", shellJoin(cmd), strings.Join(names, ", "))
+	if total.rss == 0 {
+		return memory{}, nil, fmt.Errorf("%s: no process named %s", shellJoin(cmd), strings.Join(names, ", "))
 	}
 	return total, counted, nil
 }

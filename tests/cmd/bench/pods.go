@@ -51,13 +51,14 @@ type burstResult struct {
 	command     string
 }
 
-// burst starts n runs of cmd at once and waits for them all.
-func burst(cmd []string, n int) *burstResult {
+// burst starts n commands at once, the i-th command(i), and waits for them all.
+func burst(n int, command func(i int) []string) *burstResult {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	failures := 0
 	began := time.Now()
-	for range n {
+	for i := range n {
+		cmd := command(i)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -69,7 +70,7 @@ func burst(cmd []string, n int) *burstResult {
 		}()
 	}
 	wg.Wait()
-	return &burstResult{n: n, failures: failures, wall: time.Since(began).Seconds(), command: shellJoin(cmd)}
+	return &burstResult{n: n, failures: failures, wall: time.Since(began).Seconds(), command: shellJoin(command(0))}
 }
 
 // listResult is kite list of many exited pods.

@@ -12,21 +12,22 @@ import (
 
 // report is everything the benchmark measured.
 type report struct {
-	// run is hyperfine's figures of kite run, bubblewrap and podman, kite first; runs their count.
-	run  []measured
-	runs int
-	// rss is the median resident memory of kite's processes by name.
-	rss   map[string]int
-	notes []string
-	fetch *fetchResults
-	// seccomp, burst and list are kite's own figures: its filter's cost, 50 pods at once, and
-	// kite list of 1000 pods.
-	seccomp     *pairResult
-	burst       *burstResult
-	podmanBurst *burstResult
-	list        *listResult
+	// run is hyperfine's figures of kite run, bubblewrap, crun and podman, kite first; runs their
+	// count; costs the page faults and CPU time of a run of each, in the same order.
+	run   []measured
+	runs  int
+	costs []startCost
+	// memory is the median resident memory of kite's processes by name.
+	memory map[string]memory
+	notes  []string
+	fetch  *fetchResults
+	// seccomp and list are kite's own figures: its filter's cost and kite list of 1000 pods;
+	// bursts is 50 pods at once, kite's first, then its peers'.
+	seccomp *pairResult
+	bursts  []*burstResult
+	list    *listResult
 	// peers is the resident memory other runtimes keep beside a running app, by runtime.
-	peers map[string]peerMemory
+	peers map[string]peerMemoryResult
 	// phases is where a start's time goes; empty, what starting any program costs here.
 	phases []phase
 	empty  []measured
@@ -40,7 +41,7 @@ func writeReport(out string, rep report) error {
 	fmt.Fprintf(&b, "Machine: %s, %d cores, kernel %s.\n\n", cpuModel(), runtime.NumCPU(), kernel())
 	fmt.Fprintf(&b, "Versions: %s.\n", strings.Join(versions(), "; "))
 	if rep.run != nil {
-		writeRunSection(&b, rep.run, rep.rss, rep.notes, rep.runs)
+		writeRunSection(&b, rep)
 		writePodSections(&b, rep)
 	}
 	if rep.fetch != nil {
@@ -50,69 +51,86 @@ func writeReport(out string, rep report) error {
 	return os.WriteFile(out, []byte(b.String()), 0o644)
 }
 
-func writeRunSection(b *strings.Builder, results []measured, rss map[string]int, notes []string, runs int) {
+// runner names the runtime a measured command runs.
+func runner(command string) string {
+	switch name, _, _ := strings.Cut(command, " "); {
+	case strings.Contains(command, "-seccomp "):
+		return "crun, kite's seccomp profile"
+	case strings.HasSuffix(name, "/kite"):
+		return "kite"
+	default:
+		return name
+	}
+}
+
+func writeRunSection(b *strings.Builder, rep report) {
+	results := rep.run
 	fmt.Fprintf(b, "\n## Start to exit of `true` in a pod, image stored\n\n")
-	fmt.Fprintf(b, "hyperfine, %d runs each after 3 warm-ups, no shell (`-N`), interleaved: %d hyperfine invocations, each running every command once, one after the other (the warm-ups in the first), so that load from other work on the machine falls on all commands alike.\n\n", runs, runs)
-	fmt.Fprintf(b, "| command | median | min – max | kite ÷ this |\n|---|---|---|---|\n")
+	fmt.Fprintf(b, "hyperfine, %d runs each after 3 warm-ups, no shell (`-N`), interleaved: %d hyperfine invocations, each running every command once, one after the other (the warm-ups in the first), so that load from other work on the machine falls on all commands alike.\n\n", rep.runs, rep.runs)
+	fmt.Fprintf(b, "| runtime | command | median | min – max | kite ÷ this |\n|---|---|---|---|---|\n")
 	kiteMedian := results[0].Median
 	for _, r := range results {
 		lo, hi := minMax(r.Times)
-		fmt.Fprintf(b, "| `%s` | %.1f ms | %.1f – %.1f ms | %.2f |\n", r.Command, r.Median*1000, lo*1000, hi*1000, kiteMedian/r.Median)
+		fmt.Fprintf(b, "| %s | `%s` | %.1f ms | %.1f – %.1f ms | %.2f |\n", runner(r.Command), r.Command, r.Median*1000, lo*1000, hi*1000, kiteMedian/r.Median)
 	}
-	if rss != nil {
-		fmt.Fprintf(b, "\n## Resident memory of kite beside a running app (`sleep`)\n\nVmRSS 0.7 s after the start, median of 5 pods.\n\n| process | VmRSS |\n|---|---|\n")
-		names := make([]string, 0, len(rss))
-		total := 0
-		for n, kb := range rss {
+	if len(rep.costs) > 0 {
+		fmt.Fprintf(b, "\n### What a run costs the machine\n\nThe same commands, and two programs for reference, 10 runs each, one after the other: the page faults and CPU time (user and system) of the command and of every process it waited for (wait4's resource usage adds those up; podman's conmon is not among them, as podman does not wait for it). Medians.\n\n")
+		fmt.Fprintf(b, "| what ran | page faults | CPU time | kite ÷ this (faults) |\n|---|---|---|---|\n")
+		for _, c := range rep.costs {
+			fmt.Fprintf(b, "| %s | %d | %.1f ms | %.2f |\n", c.label, c.faults, c.cpu*1000, float64(rep.costs[0].faults)/float64(c.faults))
+		}
+	}
+	total := memory{}
+	if rep.memory != nil {
+		fmt.Fprintf(b, "\n## Resident memory of kite beside a running app (`sleep`)\n\nRss and Pss of /proc/PID/smaps_rollup 0.7 s after the start, median of 5 pods. Pss counts a page shared by n processes as 1/n of a page (the two kite-stage1 processes share their program's pages).\n\n| process | RSS | PSS |\n|---|---|---|\n")
+		names := make([]string, 0, len(rep.memory))
+		for n, m := range rep.memory {
 			names = append(names, n)
-			total += kb
+			total.rss += m.rss
+			total.pss += m.pss
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			fmt.Fprintf(b, "| %s | %d KiB |\n", n, rss[n])
+			fmt.Fprintf(b, "| %s | %d KiB | %d KiB |\n", n, rep.memory[n].rss, rep.memory[n].pss)
 		}
-		fmt.Fprintf(b, "| total | %d KiB (%.2f MiB) |\n", total, float64(total)/1024)
+		fmt.Fprintf(b, "| total | %d KiB (%.2f MiB) | %d KiB (%.2f MiB) |\n", total.rss, float64(total.rss)/1024, total.pss, float64(total.pss)/1024)
 	}
 	fmt.Fprintf(b, "\n## Against the targets\n\n| target | measured | met |\n|---|---|---|\n")
 	for _, r := range results[1:] {
-		switch {
-		case strings.HasPrefix(r.Command, "bwrap "):
-			ratio := kiteMedian / r.Median
+		ratio := kiteMedian / r.Median
+		switch runner(r.Command) {
+		case "bwrap":
 			fmt.Fprintf(b, "| `kite run` median ≤ 3× bubblewrap's | %.2f× | %s |\n", ratio, yesNo(ratio <= 3))
-		case strings.HasPrefix(r.Command, "crun "):
-			ratio := kiteMedian / r.Median
+		case "crun":
 			fmt.Fprintf(b, "| `kite run` median ≤ crun's (without seccomp) | %.2f× | %s |\n", ratio, yesNo(ratio <= 1))
-		case strings.HasPrefix(r.Command, "podman "):
-			ratio := r.Median / kiteMedian
-			fmt.Fprintf(b, "| `kite run` ≥ 10× faster than podman | %.1f× | %s |\n", ratio, yesNo(ratio >= 10))
+		case "podman":
+			fmt.Fprintf(b, "| `kite run` ≥ 10× faster than podman | %.1f× | %s |\n", 1/ratio, yesNo(1/ratio >= 10))
 		}
 	}
-	if rss != nil {
-		total := 0
-		for _, kb := range rss {
-			total += kb
-		}
-		fmt.Fprintf(b, "| monitor + init resident memory < 6 MiB | %.2f MiB | %s |\n", float64(total)/1024, yesNo(total < 6*1024))
+	if rep.memory != nil {
+		fmt.Fprintf(b, "| monitor + init resident memory ≤ 6 MiB (RSS) | %.2f MiB | %s |\n", float64(total.rss)/1024, yesNo(total.rss <= 6*1024))
 	}
-	for _, n := range notes {
+	for _, n := range rep.notes {
 		fmt.Fprintf(b, "\nNote: %s\n", n)
 	}
 }
 
-// writePodSections reports the filter's cost, 50 pods at once and kite list of 1000 pods, with
-// their targets.
-// peerMemory is a runtime's processes beside a running app and their total resident memory.
-type peerMemory struct {
-	kb        int
+// peerMemoryResult is a runtime's processes beside a running app and their total resident
+// memory.
+type peerMemoryResult struct {
+	total     memory
 	processes []string
 }
 
+// writePodSections reports the peers' memory, the phases of a start, the filter's cost, 50 pods
+// at once and kite list of 1000 pods, with their targets.
+
 func writePodSections(b *strings.Builder, rep report) {
 	if len(rep.peers) > 0 {
-		fmt.Fprintf(b, "\n### Beside the same app, other runtimes\n\nVmRSS 0.7 s after the start of `sleep 1.5`, once, of the runtime's processes (by name) of the bench's user.\n\n| runtime | VmRSS | processes |\n|---|---|---|\n")
-		for _, name := range []string{"bwrap", "podman"} {
+		fmt.Fprintf(b, "\n### Beside the same app, other runtimes\n\nRss and Pss 0.7 s after the start of `sleep 1.5`, once, of the runtime's processes (by name) of the bench's user.\n\n| runtime | RSS | PSS | processes (RSS/PSS) |\n|---|---|---|---|\n")
+		for _, name := range []string{"bwrap", "crun", "podman"} {
 			if m, ok := rep.peers[name]; ok {
-				fmt.Fprintf(b, "| %s | %d KiB (%.2f MiB) | %s |\n", name, m.kb, float64(m.kb)/1024, strings.Join(m.processes, ", "))
+				fmt.Fprintf(b, "| %s | %d KiB (%.2f MiB) | %d KiB | %s |\n", name, m.total.rss, float64(m.total.rss)/1024, m.total.pss, strings.Join(m.processes, ", "))
 			}
 		}
 	}
@@ -137,13 +155,16 @@ func writePodSections(b *strings.Builder, rep report) {
 		fmt.Fprintf(b, "| command | median |\n|---|---|\n| `%s` | %.1f ms |\n| `%s` | %.1f ms |\n\n", s.commandA, s.with*1000, s.commandB, s.without*1000)
 		fmt.Fprintf(b, "| target | measured | met |\n|---|---|---|\n| the filter adds < 1 ms | %.1f ms | %s |\n", cost, yesNo(cost < 1))
 	}
-	if u := rep.burst; u != nil && len(rep.run) > 0 {
-		single := rep.run[0].Median
+	if len(rep.bursts) > 0 && len(rep.run) > 0 {
+		u, single := rep.bursts[0], rep.run[0].Median
 		fmt.Fprintf(b, "\n## %d pods started at once\n\n`%s`, %d times at once.\n\n", u.n, u.command, u.n)
 		fmt.Fprintf(b, "| target | measured | met |\n|---|---|---|\n| no failure | %d failed | %s |\n| all done within %d× one pod's median (%.0f ms) | %.0f ms, %.1f× | %s |\n",
 			u.failures, yesNo(u.failures == 0), u.n, float64(u.n)*single*1000, u.wall*1000, u.wall/single, yesNo(u.wall <= float64(u.n)*single))
-		if p := rep.podmanBurst; p != nil {
-			fmt.Fprintf(b, "\nBeside it, `%s`, %d times at once: %d failed, all done in %.0f ms (kite ÷ podman %.2f).\n", p.command, p.n, p.failures, p.wall*1000, u.wall/p.wall)
+		if len(rep.bursts) > 1 {
+			fmt.Fprintf(b, "\nBeside it, each %d times at once (crun's containers each with an ID of its own):\n\n| runtime | command | failed | all done in | kite ÷ this |\n|---|---|---|---|---|\n", u.n)
+			for _, p := range rep.bursts[1:] {
+				fmt.Fprintf(b, "| %s | `%s` | %d | %.0f ms | %.2f |\n", runner(p.command), p.command, p.failures, p.wall*1000, u.wall/p.wall)
+			}
 		}
 	}
 	if l := rep.list; l != nil {
@@ -171,7 +192,7 @@ func kernel() string {
 
 func versions() []string {
 	var v []string
-	for _, c := range [][]string{{"hyperfine", "--version"}, {"bwrap", "--version"}, {"podman", "--version"}, {"runc", "--version"}, {"skopeo", "--version"}} {
+	for _, c := range [][]string{{"hyperfine", "--version"}, {"bwrap", "--version"}, {"podman", "--version"}, {"runc", "--version"}, {"crun", "--version"}, {"skopeo", "--version"}} {
 		o, err := exec.Command(c[0], c[1:]...).Output()
 		if err == nil {
 			v = append(v, strings.TrimSpace(strings.Split(string(o), "\n")[0]))
