@@ -42,7 +42,8 @@ set -- runuser -u "$1" -- "$here/bin/bench" -bin "$here/bin" -images "$here/test
 # namespace of its own where an empty file covers that hierarchy's cgroup.controllers, so that
 # crun runs and every command measured sees the same (none uses cgroups rootless on such a host).
 controllers=/sys/fs/cgroup/unified/cgroup.controllers
-if [ -s "$controllers" ]; then
+# (cgroupfs files have no size: read it.)
+if [ -n "$(cat "$controllers" 2>/dev/null)" ]; then
 	empty=$(mktemp /tmp/kite-bench-controllers.XXXXXX)
 	rc=0
 	unshare --mount --propagation private sh -c 'mount --bind "$1" "$2" && shift 2 && exec "$@"' sh "$empty" "$controllers" "$@" || rc=$?
