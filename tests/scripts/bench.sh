@@ -45,6 +45,7 @@ controllers=/sys/fs/cgroup/unified/cgroup.controllers
 # (cgroupfs files have no size: read it.)
 if [ -n "$(cat "$controllers" 2>/dev/null)" ]; then
 	empty=$(mktemp /tmp/kite-bench-controllers.XXXXXX)
+	chmod 644 "$empty" # crun, run by the test user, reads it
 	rc=0
 	unshare --mount --propagation private sh -c 'mount --bind "$1" "$2" && shift 2 && exec "$@"' sh "$empty" "$controllers" "$@" || rc=$?
 	rm -f "$empty"
