@@ -11,6 +11,7 @@ import (
 	"github.com/kite-runtime/kite/pkg/podcgroup"
 	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/stage0/imageindex"
+	"github.com/kite-runtime/kite/stage0/podnet"
 	"github.com/kite-runtime/kite/stage0/pods"
 	"github.com/kite-runtime/kite/stage0/spec"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -20,7 +21,7 @@ import (
 
 // podFlags are the flags of the whole pod, given before its first image.
 func podFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "name", Usage: "name the pod `NAME`: other commands take it in place of the UUID (unique among existing pods); after an image, it names that app"},
 		&cli.StringFlag{Name: "uuid-file-save", Usage: "write the pod's UUID to `FILE`"},
 		&cli.BoolFlag{Name: "rm", Usage: "remove the pod when it ends, whatever its exit status"},
@@ -33,7 +34,7 @@ func podFlags() []cli.Flag {
 		&cli.IntFlag{Name: "preserve-fds", Usage: "pass descriptors 3 to 3+`N`-1 of kite's caller on to the app (every other one is closed; a pod of one app)"},
 		&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the app a terminal of its own, sized like yours and resized with it (needs a terminal on kite's stdin; a pod of one app)"},
 		&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "give the app kite's stdin; without it the app reads /dev/null (a pod of one app)"},
-	}
+	}, networkFlags()...)
 }
 
 // createPod fetches the images when needed and writes the pod of kite run or kite prepare,
@@ -102,12 +103,22 @@ func createPod(c *cli.Context, prepare bool) (*pods.Locked, *specs.Spec, error) 
 		app.Name = names[i]
 		contents = append(contents, app)
 	}
+	net, err := podNetwork(c, recs[0], hostname)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, app := range contents {
+		net.Apply(app.Spec)
+	}
 	phase.Mark("kite", "config.json made")
 	s := contents[0].Spec
 	if !prepare {
-		// Before the pod exists: limits this host cannot apply refuse the run, leaving nothing.
-		// A prepared pod's limits are checked where it runs.
+		// Before the pod exists: limits this host cannot apply and host ports in use refuse the
+		// run, leaving nothing. A prepared pod's are checked where it runs.
 		if _, err := podcgroup.Find(s.Linux.Resources); err != nil {
+			return nil, nil, err
+		}
+		if err := podnet.Check(&net.Network); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -150,6 +161,7 @@ func createPod(c *cli.Context, prepare bool) (*pods.Locked, *specs.Spec, error) 
 	if err == nil {
 		p, err = pods.Create(d, id, pods.Contents{
 			Apps: contents, Name: c.String("name"), Prepare: prepare, RemoveOnExit: c.Bool("rm"), ExitPolicy: policy,
+			Network: &net.Network, Files: net.Files,
 		})
 	}
 	if err != nil {
@@ -277,8 +289,11 @@ func prepareToRun(c *cli.Context, p *pods.Locked) (*specs.Spec, error) {
 	if err := poddir.ReadJSON(p.Dir, poddir.ConfigFile, &s); err != nil {
 		return nil, err
 	}
-	// Limits this host cannot apply leave the pod prepared.
+	// Limits this host cannot apply and host ports in use leave the pod prepared.
 	if _, err := podcgroup.Find(s.Linux.Resources); err != nil {
+		return nil, err
+	}
+	if err := podnet.Check(p.Manifest.Network); err != nil {
 		return nil, err
 	}
 	// The descriptors and a terminal go to the first app.

@@ -52,6 +52,19 @@ System calls:
    vm86 and other calls it allows no app), @all.
    --insecure-options=seccomp runs the app without a filter.
 
+Network:
+   --net=default (the default, as in rkt) gives the pod a network namespace of
+   its own, connected to the host's network by pasta (Debian: apt-get install
+   passt), which kite runs beside the pod for its life: outbound access, and
+   the host's loopback at the pod's default gateway. --port HOSTPORT:PODPORT
+   (-p) publishes a pod port on the host; nothing else is reachable from
+   outside. --net=none leaves the pod only its loopback; --net=host gives it
+   the caller's network. The apps of a pod share its network: they reach
+   each other on localhost. kite writes the pod's /etc/resolv.conf (the
+   host's resolvers, or --dns), /etc/hosts (the image's, or localhost, then
+   the hostname and --hosts-entry) and /etc/hostname; --dns=none keeps the
+   image's resolv.conf.
+
 Resource limits:
    --memory, --cpu and --pids-limit put the pod in a cgroup of its own. kite
    has no daemon and no root, so that needs cgroup v2 with the controllers

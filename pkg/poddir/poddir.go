@@ -100,6 +100,8 @@ type Pod struct {
 	RemoveOnExit bool `json:"removeOnExit,omitempty"`
 	// ExitPolicy says when the pod ends (ExitAll, ExitAny, ExitAnyFailure).
 	ExitPolicy string `json:"exitPolicy"`
+	// Network is the pod's network; nil in pods of kites that knew only the host's.
+	Network *Network `json:"network,omitempty"`
 }
 
 // App names one app of the pod and the image it runs.

@@ -6,6 +6,9 @@
 //	1     P -> C     mapped    -              stage0 (P before it execs the monitor) wrote C's
 //	                                          uid/gid maps; C, still stage0's fork, execs the
 //	                                          init, which gains its capabilities there
+//	1'    P -> C     network   -              the monitor's network helper has set up the pod's
+//	                                          own network (pod.json's network has a helper); C
+//	                                          waits for it before it starts the apps
 //	2     C -> P     started   pid            the apps were exec'd; pid is the first's inside the pod
 //	2'    C -> P     error     code, message  setup failed before the app ran; C exits. P prints
 //	                                          the message once and exits with code (125/126/127)
@@ -29,6 +32,7 @@ import (
 // Message types.
 const (
 	Mapped  = "mapped"
+	Network = "network"
 	Started = "started"
 	Error   = "error"
 	Exited  = "exited"

@@ -65,6 +65,10 @@ type Contents struct {
 	RemoveOnExit bool
 	// ExitPolicy is poddir.ExitAll, ExitAny or ExitAnyFailure ("": ExitAnyFailure).
 	ExitPolicy string
+	// Network is the pod's network (pod.json); Files are files the pod directory holds for it,
+	// by path in the directory (poddir.HostsFile, ...).
+	Network *poddir.Network
+	Files   map[string][]byte
 }
 
 // PodSpec is the pod's config.json: what the apps share, taken from the first app's (namespaces,
@@ -132,7 +136,17 @@ func Create(d datadir.Dir, id string, c Contents) (_ *Locked, err error) {
 	first := c.Apps[0].Spec
 	podDoc := poddir.Pod{
 		SchemaVersion: poddir.SchemaVersion, UUID: id, Name: c.Name, Hostname: first.Hostname, Created: time.Now().UTC(),
-		RemoveOnExit: c.RemoveOnExit, ExitPolicy: c.ExitPolicy,
+		RemoveOnExit: c.RemoveOnExit, ExitPolicy: c.ExitPolicy, Network: c.Network,
+	}
+	for name, data := range c.Files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, fmt.Errorf("create pod: %w", err)
+		}
+		// Readable by every user of the pod, as the files they stand for are.
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			return nil, fmt.Errorf("create pod: %w", err)
+		}
 	}
 	if err := os.Mkdir(filepath.Join(dir, poddir.RootfsDir), 0o755); err != nil {
 		return nil, fmt.Errorf("create pod: %w", err)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,12 +28,12 @@ import (
 
 // Main runs the pod in podDir and returns the exit status for the caller.
 func Main(podDir string) int {
-	code, err := run(podDir)
+	var pod poddir.Pod
+	code, err := run(podDir, &pod)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kite:", err)
 	}
-	var m poddir.Pod
-	if poddir.ReadJSON(podDir, poddir.PodFile, &m) == nil && m.RemoveOnExit {
+	if pod.RemoveOnExit {
 		if err := removePod(podDir); err != nil {
 			fmt.Fprintln(os.Stderr, "kite: --rm:", err)
 		}
@@ -71,7 +72,11 @@ func removePod(podDir string) error {
 	return err
 }
 
-func run(podDir string) (int, error) {
+// run supervises the pod, reading its pod.json into pod.
+func run(podDir string, pod *poddir.Pod) (int, error) {
+	// The network helper's parent-death signal is tied to the thread that starts it: the main
+	// thread, which lives as long as the monitor.
+	runtime.LockOSThread()
 	takeLock()
 	if os.Getenv(poddir.RawTerminalEnv) == "1" {
 		os.Unsetenv(poddir.RawTerminalEnv)
@@ -100,13 +105,24 @@ func run(podDir string) (int, error) {
 	if err != nil || initPid <= 0 {
 		return exitcode.Failed, fmt.Errorf("read %s: the pod's init was not started (kite-stage1 is started by kite, not by hand)", poddir.InitPidEnv)
 	}
-	code, err := supervise(parent, initPid, podDir, sigs, notify)
+	code := exitcode.Failed
+	var helper *netHelper
+	err = poddir.ReadJSON(podDir, poddir.PodFile, pod)
+	if n := pod.Network; err == nil && n != nil && n.Helper != "" {
+		if helper, err = startNetHelper(n, initPid, podDir); err == nil {
+			err = parent.Send(syncproto.Message{Type: syncproto.Network})
+		}
+	}
+	if err == nil {
+		code, err = supervise(parent, initPid, podDir, sigs, notify)
+	}
 	if err != nil {
 		// The init may still be waiting for a message that will never come.
 		unix.Kill(initPid, unix.SIGKILL)
 	}
 	ws, waitErr := waitPid(initPid)
-	// The pod's processes have all ended with its init: its cgroup can go.
+	// The pod's processes have all ended with its init: its network helper and cgroup can go.
+	helper.stop()
 	if dir, rerr := os.ReadFile(filepath.Join(podDir, poddir.CgroupFile)); rerr == nil {
 		if rerr := podcgroup.Remove(strings.TrimSpace(string(dir))); rerr != nil && err == nil {
 			fmt.Fprintln(os.Stderr, "kite: warning:", rerr)

@@ -25,6 +25,21 @@ import (
 type podConfig struct {
 	Annotations map[string]string `json:"annotations"`
 	Hostname    string            `json:"hostname"`
+	Linux       struct {
+		Namespaces []struct {
+			Type string `json:"type"`
+		} `json:"namespaces"`
+	} `json:"linux"`
+}
+
+// ownNetwork reports whether the pod has a network namespace of its own.
+func (c *podConfig) ownNetwork() bool {
+	for _, ns := range c.Linux.Namespaces {
+		if ns.Type == "network" {
+			return true
+		}
+	}
+	return false
 }
 
 // Main runs init for the pod in podDir and returns the process exit code. It only returns on a
@@ -109,6 +124,16 @@ func run(conn *syncproto.Conn, podDir string) error {
 	}
 	if preserved > 0 && len(apps) > 1 {
 		return errors.New("--preserve-fds: a pod of several apps cannot pass descriptors to one of them")
+	}
+	if spec.ownNetwork() {
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+	}
+	if n := pod.Network; n != nil && n.Helper != "" {
+		if err := awaitNetwork(conn); err != nil {
+			return err
+		}
 	}
 	// Only stdio and the descriptors the caller passed on reach the apps.
 	if err := podfork.CloseExtraFDs(3 + preserved); err != nil {

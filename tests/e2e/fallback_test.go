@@ -15,11 +15,12 @@ func TestFallbackSingleMapping(t *testing.T) {
 	needUnprivileged(t)
 	// A fresh data dir: a store filled with subordinate ids cannot be used with a single mapping.
 	dir := newDataDir(t)
+	// The host's network: pasta is not in that PATH either.
 	o := &options{env: []string{"PATH=/nonexistent"}}
 	// Twice: the first run fills the store, the second finds the image stored; both must warn.
 	for i, what := range []string{"first run", "second run"} {
 		t.Run(what, func(t *testing.T) {
-			r := kiteWith(t, dir, o, runArgs(layoutRef("multilayer"), "probe", "info")...)
+			r := kiteWith(t, dir, o, "run", "--net=host", layoutRef("multilayer"), "--", "probe", "info")
 			rep := decodeInfo(t, r)
 			if rep.UID != 0 || rep.EUID != 0 {
 				t.Errorf("uid/euid = %d/%d, want 0", rep.UID, rep.EUID)

@@ -15,17 +15,6 @@ import (
 	"time"
 )
 
-// freePort picks a loopback TCP port nobody listens on, for a program that binds it itself.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // socketActivate starts systemd-socket-activate on a port of the test's choosing with kite run
 // behind it, and waits until it says that it, and not another program, listens there.
 func socketActivate(t *testing.T, dir string, accept bool, app ...string) string {
@@ -34,7 +23,7 @@ func socketActivate(t *testing.T, dir string, accept bool, app ...string) string
 	if err != nil {
 		needHost(t, "systemd-socket-activate is not installed (apt-get install systemd)")
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
 	args := []string{"-l", addr}
 	if accept {
 		args = append(args, "--accept")

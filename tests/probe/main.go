@@ -1,6 +1,7 @@
 // Command probe is copied into kite's test images and reports what a containerized app sees:
 // identity, privileges, mounts and fds (info), file owners (stat), signal delivery (trap), reaping
-// (zombies), stdio plumbing (output), exit codes (exit) and system call filters (syscall). Its JSON is defined in tests/probe/report.
+// (zombies), stdio plumbing (output), exit codes (exit), system call filters (syscall) and
+// networks (interfaces, serve, connect). Its JSON is defined in tests/probe/report.
 //
 // It must stay static (CGO_ENABLED=0) because test images have no libc. It must not open fds the
 // app did not inherit, or `probe info` would report them as leaked: so it reads /proc with raw
@@ -27,6 +28,12 @@ const usage = `usage:
   probe listen         serve socket activation's descriptor 3: echo one line, then report LISTEN_* and the fds
   probe notify MSG     send MSG to $NOTIFY_SOCKET (sd_notify)
   probe syscall NAME   make system call NAME (getppid, keyctl, mount), print "NAME: ok" or "NAME: ERRNO"
+  probe interfaces     print the network interfaces' names, one a line
+  probe serve tcp|udp PORT
+                       listen on PORT, print "ready", answer one request with "pod got: " and it
+  probe connect [-wait] tcp|udp HOST:PORT
+                       send "hello", print the answer (HOST gateway: the default route's);
+                       -wait: try a refused connection again for up to 10s
 `
 
 // Exit statuses of the probe itself; `probe exit N` uses N instead.
@@ -65,6 +72,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdNotify(args, stderr)
 	case "syscall":
 		return cmdSyscall(args, stdout, stderr)
+	case "interfaces":
+		return cmdInterfaces(stdout, stderr)
+	case "serve":
+		return cmdServe(args, stdout, stderr)
+	case "connect":
+		return cmdConnect(args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -41,7 +41,7 @@ func medianMemory(kite, data, image string, n int) (map[string]memory, error) {
 // kiteMemory starts a pod running sleep and reads the resident memory of the monitor and the
 // init.
 func kiteMemory(kite, data, image string) (map[string]memory, error) {
-	cmd := exec.Command(kite, "--dir", data, "run", image, "--", "sleep", "1.5")
+	cmd := exec.Command(kite, "--dir", data, "run", "--net=host", image, "--", "sleep", "1.5")
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

@@ -21,8 +21,8 @@ type pairResult struct {
 // seccompCost runs kite run with the default filter and with --insecure-options=seccomp
 // alternately, pairs times each, after two warm-up pairs.
 func seccompCost(kite, data, image string, pairs int) (*pairResult, error) {
-	a := []string{kite, "--dir", data, "run", image, "--", "true"}
-	b := []string{kite, "--dir", data, "run", "--insecure-options=seccomp", image, "--", "true"}
+	a := []string{kite, "--dir", data, "run", "--net=host", image, "--", "true"}
+	b := []string{kite, "--dir", data, "run", "--net=host", "--insecure-options=seccomp", image, "--", "true"}
 	var ta, tb []float64
 	for i := range pairs + 2 {
 		for _, c := range [][]string{a, b} {
@@ -84,7 +84,7 @@ type listResult struct {
 // n-1 new UUIDs) and measures kite list there with hyperfine.
 func listPods(kite, scratch, image string, n, runs int) (*listResult, error) {
 	data := filepath.Join(scratch, "list")
-	if out, err := exec.Command(kite, "--dir", data, "run", image, "--", "true").CombinedOutput(); err != nil {
+	if out, err := exec.Command(kite, "--dir", data, "run", "--net=host", image, "--", "true").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("kite run: %v\n%s", err, out)
 	}
 	run := filepath.Join(data, "pods", "run")

@@ -142,7 +142,7 @@ func writePodSections(b *strings.Builder, rep report) {
 		}
 	}
 	if len(rep.phases) > 0 {
-		fmt.Fprintf(b, "\n## Where a start's time goes\n\n`kite --debug run IMAGE -- true`, 20 runs: the median time of each step (`pkg/phase`) since kite parsed its flags, and since the step before.\n\n| process | step | at | since the step before |\n|---|---|---|---|\n")
+		fmt.Fprintf(b, "\n## Where a start's time goes\n\n`kite --debug run --net=host IMAGE -- true`, 20 runs: the median time of each step (`pkg/phase`) since kite parsed its flags, and since the step before.\n\n| process | step | at | since the step before |\n|---|---|---|---|\n")
 		prev := 0.0
 		for _, p := range rep.phases {
 			fmt.Fprintf(b, "| %s | %s | %.1f ms | %.1f ms |\n", p.process, p.step, p.at, p.at-prev)
