@@ -9,7 +9,7 @@ OUT       := tests/out
 TEST_USER ?= kite-test
 
 # Debian packages the build and the tests need.
-APT_PACKAGES := gcc pkg-config libseccomp-dev uidmap passt busybox-static systemd jq bash zsh fish
+APT_PACKAGES := gcc pkg-config libseccomp-dev uidmap passt slirp4netns busybox-static systemd jq bash zsh fish
 
 .PHONY: all build deps demo test unit e2e images bench lint install clean man
 

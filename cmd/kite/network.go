@@ -14,7 +14,7 @@ import (
 // networkFlags are the flags of the pod's network.
 func networkFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "net", Value: poddir.NetDefault, Usage: "the pod's network `MODE`: default (its own, with outbound access and --port through pasta, or slirp4netns), host (the caller's) or none (loopback only)"},
+		&cli.StringFlag{Name: "net", Value: poddir.NetDefault, Usage: "the pod's network `MODE`: default (its own, with outbound access and --port through pasta, or slirp4netns without pasta), pasta or slirp4netns (default through that one), host (the caller's) or none (loopback only)"},
 		&cli.StringSliceFlag{Name: "port", Usage: "publish a pod port on the host: `[HOSTIP:]HOSTPORT:PODPORT[/tcp|udp]`, or NAME:HOSTPORT for an exposed port of the image (80-tcp:8080); repeatable"},
 		&cli.StringSliceFlag{Name: "p", Usage: "same as --port `PORT`"},
 		&cli.StringSliceFlag{Name: "dns", Usage: "nameserver `IP` of the pod's /etc/resolv.conf (repeatable); host copies the host's file, none keeps the image's"},

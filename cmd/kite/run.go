@@ -55,8 +55,9 @@ System calls:
 Network:
    --net=default (the default, as in rkt) gives the pod a network namespace of
    its own, connected to the host's network by pasta (Debian: apt-get install
-   passt), which kite runs beside the pod for its life: outbound access, and
-   the host's loopback at the pod's default gateway. --port HOSTPORT:PODPORT
+   passt), or by slirp4netns where pasta is missing (--net=pasta and
+   --net=slirp4netns choose), which kite runs beside the pod for its life:
+   outbound access, and the host's loopback at the pod's default gateway. --port HOSTPORT:PODPORT
    (-p) publishes a pod port on the host; nothing else is reachable from
    outside. --net=none leaves the pod only its loopback; --net=host gives it
    the caller's network. The apps of a pod share its network: they reach

@@ -15,8 +15,14 @@ const (
 	NetNone    = "none"    // a network namespace of the pod's own with loopback only
 )
 
-// HelperPasta is the program that connects a pod's own network namespace to the host's network.
-const HelperPasta = "pasta"
+// The programs that connect a pod's own network namespace to the host's network.
+const (
+	HelperPasta       = "pasta"
+	HelperSlirp4netns = "slirp4netns"
+)
+
+// Slirp4netnsDNS is where slirp4netns answers the pod's DNS queries with the host's resolver.
+const Slirp4netnsDNS = "10.0.2.3"
 
 // PastaDNS is the address where pasta answers the pod's DNS queries with the host's first
 // resolver (its --dns-forward): link-local, so that it is no address of the host's networks.
@@ -27,7 +33,7 @@ const PastaDNS = "169.254.1.1"
 type Network struct {
 	Mode string `json:"mode"`
 	// Helper is the program (looked up in PATH) the monitor runs for the pod's life in default
-	// mode: HelperPasta.
+	// mode: HelperPasta or HelperSlirp4netns.
 	Helper string `json:"helper,omitempty"`
 	Ports  []Port `json:"ports,omitempty"`
 }

@@ -4,6 +4,7 @@
 package podnet
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -33,7 +34,7 @@ type Plan struct {
 
 // Helpers are the programs that give a pod of its own network namespace outbound access and
 // published ports, in the order kite looks for them.
-var Helpers = []string{poddir.HelperPasta}
+var Helpers = []string{poddir.HelperPasta, poddir.HelperSlirp4netns}
 
 // New checks opts and makes the plan. exposed is the first app's image's ExposedPorts, and image
 // reads a file of its root filesystem (nil when it has none).
@@ -47,14 +48,14 @@ func New(opts Options, exposed []string, image func(name string) []byte) (*Plan,
 			return nil, err
 		}
 		n.Helper = helper
-	case poddir.HelperPasta:
+	case poddir.HelperPasta, poddir.HelperSlirp4netns:
 		if _, err := exec.LookPath(opts.Mode); err != nil {
 			return nil, fmt.Errorf("--net=%s: %s is not installed: %s", opts.Mode, opts.Mode, installHint(opts.Mode))
 		}
 		n.Mode, n.Helper = poddir.NetDefault, opts.Mode
 	case poddir.NetHost, poddir.NetNone:
 	default:
-		return nil, fmt.Errorf("--net=%s: use default (a network of the pod's own, through pasta), host or none", opts.Mode)
+		return nil, fmt.Errorf("--net=%s: use default (a network of the pod's own, through pasta or else slirp4netns), pasta or slirp4netns (default, through that one), host or none", opts.Mode)
 	}
 	for _, v := range opts.Ports {
 		p, err := ParsePort(v, exposed)
@@ -130,6 +131,8 @@ func dnsForwarder(helper string) string {
 	switch helper {
 	case poddir.HelperPasta:
 		return poddir.PastaDNS
+	case poddir.HelperSlirp4netns:
+		return poddir.Slirp4netnsDNS
 	}
 	return ""
 }
@@ -150,9 +153,12 @@ func findHelper() (string, error) {
 			return h, nil
 		}
 	}
-	return "", fmt.Errorf("a pod of its own network needs pasta, which is not installed: %s; or give the pod the host's network with --net=host", installHint(poddir.HelperPasta))
+	return "", errors.New("a pod of its own network needs pasta or slirp4netns, and neither is installed: install pasta (apt-get install passt), or give the pod the host's network with --net=host")
 }
 
 func installHint(helper string) string {
+	if helper == poddir.HelperSlirp4netns {
+		return "install it (apt-get install slirp4netns)"
+	}
 	return "install it (apt-get install passt)"
 }

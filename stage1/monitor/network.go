@@ -18,6 +18,8 @@ import (
 type netHelper struct {
 	name string
 	pid  int
+	// exit, for slirp4netns, is the write end of its --exit-fd: closing it ends slirp4netns.
+	exit *os.File
 }
 
 // helperReadyTimeout bounds the wait for the helper to have set up the pod's network.
@@ -31,37 +33,58 @@ func startNetHelper(n *poddir.Network, initPid int, podDir string) (*netHelper, 
 	if err != nil {
 		return nil, err
 	}
-	if n.Helper != poddir.HelperPasta {
-		return nil, fmt.Errorf("network helper %s: kite runs pasta only", n.Helper)
+	switch n.Helper {
+	case poddir.HelperPasta:
+		return startPasta(path, n, initPid, podDir)
+	case poddir.HelperSlirp4netns:
+		return startSlirp4netns(path, n, initPid, podDir)
 	}
+	return nil, fmt.Errorf("pod.json names an unknown network helper %q", n.Helper)
+}
+
+// forkHelper starts path with args in directory dir, stdin /dev/null, stdout and stderr out, and
+// extra as descriptors 3 on. Its own process group keeps a ^C at the terminal from reaching it: the app
+// gets it through the monitor, the helper only its end with the pod's.
+func forkHelper(path, dir string, args []string, out *os.File, extra ...*os.File) (int, error) {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return 0, err
+	}
+	defer null.Close()
+	files := []uintptr{null.Fd(), out.Fd(), out.Fd()}
+	for _, f := range extra {
+		files = append(files, f.Fd())
+	}
+	pid, err := syscall.ForkExec(path, append([]string{path}, args...), &syscall.ProcAttr{
+		Dir:   dir,
+		Env:   os.Environ(),
+		Files: files,
+		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("start %s: %w", path, err)
+	}
+	return pid, nil
+}
+
+// startPasta runs pasta, which writes its pid file once the namespace's network is configured.
+func startPasta(path string, n *poddir.Network, initPid int, podDir string) (*netHelper, error) {
 	pidFile := filepath.Join(podDir, "pasta.pid")
 	os.Remove(pidFile)
-	null, err := os.Open(os.DevNull)
+	// pasta says nothing but its errors (--quiet).
+	pid, err := forkHelper(path, "/", pastaArgs(n, initPid, pidFile), os.Stderr)
 	if err != nil {
 		return nil, err
 	}
-	// Its own process group: a ^C at the terminal reaches the app through the monitor, and the
-	// helper only when the pod has ended.
-	pid, err := syscall.ForkExec(path, append([]string{path}, pastaArgs(n, initPid, pidFile)...), &syscall.ProcAttr{
-		Env:   os.Environ(),
-		Files: []uintptr{null.Fd(), 2, 2},
-		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true},
-	})
-	null.Close()
-	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", path, err)
-	}
 	h := &netHelper{name: n.Helper, pid: pid}
-	// pasta writes its pid file once the namespace's network is configured.
 	deadline := time.Now().Add(helperReadyTimeout)
 	for {
 		if data, err := os.ReadFile(pidFile); err == nil && len(data) > 0 {
 			os.Remove(pidFile)
 			return h, nil
 		}
-		var ws syscall.WaitStatus
-		if done, _ := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil); done == pid {
-			return nil, fmt.Errorf("%s could not set up the pod's network (it exited with status %d; its message is above)", n.Helper, ws.ExitStatus())
+		if err := h.exited(); err != nil {
+			return nil, fmt.Errorf("%w; its message is above", err)
 		}
 		if time.Now().After(deadline) {
 			h.stop()
@@ -69,6 +92,15 @@ func startNetHelper(n *poddir.Network, initPid int, podDir string) (*netHelper, 
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// exited reports, as an error, that the helper has already exited.
+func (h *netHelper) exited() error {
+	var ws syscall.WaitStatus
+	if done, _ := syscall.Wait4(h.pid, &ws, syscall.WNOHANG, nil); done == h.pid {
+		return fmt.Errorf("%s could not set up the pod's network (it exited with status %d)", h.name, ws.ExitStatus())
+	}
+	return nil
 }
 
 // pastaArgs runs pasta in the foreground for the network namespace of pid: it configures the
@@ -118,6 +150,9 @@ func portSpecs(ports []poddir.Port) (tcp, udp string) {
 func (h *netHelper) stop() {
 	if h == nil {
 		return
+	}
+	if h.exit != nil {
+		h.exit.Close()
 	}
 	unix.Kill(h.pid, unix.SIGTERM)
 	waitPid(h.pid)

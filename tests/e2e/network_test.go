@@ -17,12 +17,21 @@ import (
 	"github.com/kite-runtime/kite/tests/probe/report"
 )
 
+// helpers are the programs that connect a pod's network, by --net value, and their packages.
+var helpers = map[string]string{"pasta": "passt", "slirp4netns": "slirp4netns"}
+
 // needPasta makes sure pods of their own network can run here: pasta installed and /dev/net/tun
 // usable by this user.
 func needPasta(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("pasta"); err != nil {
-		needHost(t, "pasta is not on PATH; install the passt package (apt-get install passt)")
+	needHelper(t, "pasta")
+}
+
+// needHelper makes sure pods can run with helper (pasta or slirp4netns) here.
+func needHelper(t *testing.T, helper string) {
+	t.Helper()
+	if _, err := exec.LookPath(helper); err != nil {
+		needHost(t, "%s is not on PATH; install the %s package (apt-get install %s)", helper, helpers[helper], helpers[helper])
 	}
 	f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
 	if err != nil {
@@ -160,16 +169,17 @@ func hostNamespace(t *testing.T, ns string) string {
 // number than the pod's; the UDP one on the same, as Debian 12's pasta does not translate UDP
 // ports for traffic from the host's loopback (README, "Networks").
 func TestPublishedPorts(t *testing.T) {
-	needPasta(t)
 	dir := sharedDir(t, "busybox")
-	for _, proto := range []string{"tcp", "udp"} {
-		t.Run(proto, func(t *testing.T) {
+	for _, c := range []struct{ helper, proto string }{{"pasta", "tcp"}, {"pasta", "udp"}, {"slirp4netns", "tcp"}, {"slirp4netns", "udp"}} {
+		helper, proto := c.helper, c.proto
+		t.Run(helper+"/"+proto, func(t *testing.T) {
+			needHelper(t, helper)
 			port := freePort(t, proto)
 			podPort := 8080
 			if proto == "udp" {
 				podPort = port
 			}
-			p := start(t, dir, nil, "run", "--port", fmt.Sprintf("127.0.0.1:%d:%d/%s", port, podPort, proto), layoutRef("busybox"), "--", "probe", "serve", proto, strconv.Itoa(podPort))
+			p := start(t, dir, nil, "run", "--net="+helper, "--port", fmt.Sprintf("127.0.0.1:%d:%d/%s", port, podPort, proto), layoutRef("busybox"), "--", "probe", "serve", proto, strconv.Itoa(podPort))
 			waitOutput(t, p, "ready")
 			c, err := net.DialTimeout(proto, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 5*time.Second)
 			if err != nil {
@@ -190,29 +200,33 @@ func TestPublishedPorts(t *testing.T) {
 }
 
 // TestPodReachesHost has the pod connect to a server the test runs on the host's loopback only,
-// through the gateway address pasta maps to it.
+// through the gateway address pasta (or slirp4netns) maps to it.
 func TestPodReachesHost(t *testing.T) {
-	needPasta(t)
 	dir := sharedDir(t, "busybox")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		line, _ := bufio.NewReader(c).ReadString('\n')
-		fmt.Fprintf(c, "host got: %s", line)
-	}()
-	port := l.Addr().(*net.TCPAddr).Port
-	r := kite(t, dir, "run", layoutRef("busybox"), "--", "probe", "connect", "tcp", "gateway:"+strconv.Itoa(port))
-	wantCode(t, r, 0, "a connection to the host's loopback through the gateway")
-	if r.Stdout != "host got: hello\n" {
-		t.Errorf("the host's answer: %q", r.Stdout)
+	for _, helper := range []string{"pasta", "slirp4netns"} {
+		t.Run(helper, func(t *testing.T) {
+			needHelper(t, helper)
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			go func() {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				fmt.Fprintf(c, "host got: %s", line)
+			}()
+			port := l.Addr().(*net.TCPAddr).Port
+			r := kite(t, dir, "run", "--net="+helper, layoutRef("busybox"), "--", "probe", "connect", "tcp", "gateway:"+strconv.Itoa(port))
+			wantCode(t, r, 0, "a connection to the host's loopback through the gateway")
+			if r.Stdout != "host got: hello\n" {
+				t.Errorf("the host's answer: %q", r.Stdout)
+			}
+		})
 	}
 }
 
@@ -317,16 +331,18 @@ func TestNetworkRefused(t *testing.T) {
 	}
 }
 
-// TestNoHelperLeft checks that pasta ends with its pod: when SIGTERM ends the app, and when kite
-// run is killed with SIGKILL.
+// TestNoHelperLeft checks that the network helper ends with its pod: when SIGTERM ends the app,
+// and when kite run is killed with SIGKILL.
 func TestNoHelperLeft(t *testing.T) {
-	needPasta(t)
 	dir := sharedDir(t, "busybox")
-	for _, how := range []string{"pod stopped", "kite killed"} {
-		t.Run(how, func(t *testing.T) {
-			p := start(t, dir, nil, "run", "--port", fmt.Sprintf("127.0.0.1:%d:80", freePort(t, "tcp")), layoutRef("busybox"), "--", "sh", "-c", "echo ready; exec sleep 30")
+	for _, c := range []struct{ helper, how string }{{"pasta", "pod stopped"}, {"pasta", "kite killed"}, {"slirp4netns", "pod stopped"}, {"slirp4netns", "kite killed"}} {
+		how := c.how
+		t.Run(c.helper+"/"+how, func(t *testing.T) {
+			needHelper(t, c.helper)
+			p := start(t, dir, nil, "run", "--net="+c.helper, "--port", fmt.Sprintf("127.0.0.1:%d:80", freePort(t, "tcp")), layoutRef("busybox"), "--", "sh", "-c", "echo ready; exec sleep 30")
 			waitOutput(t, p, "ready")
-			helper := childNamed(t, p.cmd.Process.Pid, "pasta", "passt")
+			// pasta runs as passt.avx2 (or passt) once it has chosen its build for this CPU.
+			helper := childNamed(t, p.cmd.Process.Pid, c.helper, "passt")
 			if how == "kite killed" {
 				syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL)
 			} else {
@@ -336,7 +352,7 @@ func TestNoHelperLeft(t *testing.T) {
 			deadline := time.Now().Add(5 * time.Second)
 			for alive(helper) {
 				if time.Now().After(deadline) {
-					t.Fatalf("pasta (pid %d) still runs after its pod ended (%s)", helper, how)
+					t.Fatalf("%s (pid %d) still runs after its pod ended (%s)", c.helper, helper, how)
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
@@ -372,4 +388,21 @@ func alive(pid int) bool {
 	}
 	i := strings.LastIndexByte(string(data), ')')
 	return i < 0 || i+2 >= len(data) || data[i+2] != 'Z'
+}
+
+// TestSlirp4netnsWithoutPasta runs a pod of the default network where slirp4netns is on PATH and
+// pasta is not: slirp4netns connects it (its interface is tap0).
+func TestSlirp4netnsWithoutPasta(t *testing.T) {
+	needHelper(t, "slirp4netns")
+	path, _ := exec.LookPath("slirp4netns")
+	bin := newScratchDir(t, "path-")
+	if err := os.Symlink(path, filepath.Join(bin, "slirp4netns")); err != nil {
+		t.Fatal(err)
+	}
+	// A store of its own: without newuidmap on that PATH, the pod maps only the caller's ids.
+	r := kiteWith(t, newDataDir(t), &options{env: []string{"PATH=" + bin}}, "run", layoutRef("busybox"), "--", "probe", "interfaces")
+	wantCode(t, r, 0, "the default network without pasta")
+	if got := lines(r.Stdout); !slices.Equal(got, []string{"lo", "tap0"}) && !slices.Equal(got, []string{"tap0", "lo"}) {
+		t.Errorf("interfaces %v, want lo and slirp4netns's tap0", got)
+	}
 }
