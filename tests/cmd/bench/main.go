@@ -134,9 +134,12 @@ func runBench(kite, images, scratch string, rep *report) error {
 	if podman != nil {
 		exec.Command("podman", "system", "migrate").Run()
 	}
-	rep.memory, err = medianMemory(kite, data, image, 5)
+	rep.memory, err = medianMemory(kite, data, image, "host", 5)
 	if err != nil {
 		rep.notes = append(rep.notes, "resident memory not measured: "+err.Error())
+	}
+	if rep.memoryNet, err = medianMemory(kite, data, image, "default", 5); err != nil {
+		rep.notes = append(rep.notes, "resident memory with the pod's own network not measured: "+err.Error())
 	}
 	rep.peers = map[string]peerMemoryResult{}
 	peer := func(name string, cmd []string, procs ...string) {
@@ -178,6 +181,9 @@ func runBench(kite, images, scratch string, rep *report) error {
 	}
 	if rep.list, err = listPods(kite, scratch, image, 1000, 20); err != nil {
 		return err
+	}
+	if rep.network, err = networkBench(scratch, kite, data, image, podman, 20); err != nil {
+		rep.notes = append(rep.notes, "the pod networks were not measured: "+err.Error())
 	}
 	return nil
 }

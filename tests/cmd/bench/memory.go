@@ -16,11 +16,12 @@ import (
 // (PSS), which counts a page shared with n processes as 1/n.
 type memory struct{ rss, pss int }
 
-// medianMemory measures n pods and keeps, for each process, its median resident memory.
-func medianMemory(kite, data, image string, n int) (map[string]memory, error) {
+// medianMemory measures n pods of network mode netMode and keeps, for each process, its median
+// resident memory.
+func medianMemory(kite, data, image, netMode string, n int) (map[string]memory, error) {
 	rss, pss := map[string][]int{}, map[string][]int{}
 	for range n {
-		mem, err := kiteMemory(kite, data, image)
+		mem, err := kiteMemory(kite, data, image, netMode)
 		if err != nil {
 			return nil, err
 		}
@@ -38,10 +39,10 @@ func medianMemory(kite, data, image string, n int) (map[string]memory, error) {
 	return res, nil
 }
 
-// kiteMemory starts a pod running sleep and reads the resident memory of the monitor and the
-// init.
-func kiteMemory(kite, data, image string) (map[string]memory, error) {
-	cmd := exec.Command(kite, "--dir", data, "run", "--net=host", image, "--", "sleep", "1.5")
+// kiteMemory starts a pod running sleep and reads the resident memory of the monitor and its
+// children: the init, and the network helper of a pod of its own network.
+func kiteMemory(kite, data, image, netMode string) (map[string]memory, error) {
+	cmd := exec.Command(kite, "--dir", data, "run", "--net="+netMode, image, "--", "sleep", "1.5")
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -52,13 +53,27 @@ func kiteMemory(kite, data, image string) (map[string]memory, error) {
 	if err != nil {
 		return nil, err
 	}
-	fields := strings.Fields(string(kids))
-	if len(fields) != 1 {
-		return nil, fmt.Errorf("the monitor has %d children, expected the pod's init", len(fields))
+	procs := map[string]int{"monitor (P)": monitor}
+	for _, f := range strings.Fields(string(kids)) {
+		pid, _ := strconv.Atoi(f)
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil {
+			return nil, err
+		}
+		name := strings.TrimSpace(string(comm))
+		switch {
+		case name == "kite-stage1":
+			name = "init (C)"
+		case strings.HasPrefix(name, "passt"):
+			name = "pasta" // which runs as passt.avx2
+		}
+		procs[name] = pid
 	}
-	init, _ := strconv.Atoi(fields[0])
+	if _, ok := procs["init (C)"]; !ok {
+		return nil, fmt.Errorf("the monitor has no child kite-stage1 (the pod's init): %q", kids)
+	}
 	res := map[string]memory{}
-	for name, pid := range map[string]int{"monitor (P)": monitor, "init (C)": init} {
+	for name, pid := range procs {
 		m, err := processMemory(pid)
 		if err != nil {
 			return nil, err
