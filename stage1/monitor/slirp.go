@@ -15,7 +15,8 @@ import (
 )
 
 // startSlirp4netns runs slirp4netns for the network namespace of pid: it configures tap0
-// (10.0.2.100, gateway 10.0.2.2, which leads to the host's loopback, DNS 10.0.2.3), writes to its
+// (10.0.2.100, gateway 10.0.2.2, which leads to the host's loopback, DNS 10.0.2.3; fd00::100
+// from its router advertisements, which slirp4netns calls experimental), writes to its
 // ready descriptor when done, and exits when its exit descriptor closes: when the monitor stops
 // it or dies. The ports are added through its API socket.
 func startSlirp4netns(path string, n *poddir.Network, pid int, podDir string) (*netHelper, error) {
@@ -42,7 +43,7 @@ func startSlirp4netns(path string, n *poddir.Network, pid int, podDir string) (*
 		exitW.Close()
 		return nil, err
 	}
-	args := []string{"--configure", "--mtu=65520", "--ready-fd=3", "--exit-fd=4", "--api-socket", slirpSocket,
+	args := []string{"--configure", "--mtu=65520", "--enable-ipv6", "--ready-fd=3", "--exit-fd=4", "--api-socket", slirpSocket,
 		"--userns-path", fmt.Sprintf("/proc/%d/ns/user", pid), strconv.Itoa(pid), "tap0"}
 	hpid, err := forkHelper(path, podDir, args, log, readyW, exitR)
 	log.Close()

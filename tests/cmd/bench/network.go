@@ -53,31 +53,32 @@ func networkBench(scratch, kite, data, image string, podman []string, runs int) 
 		exec.Command("podman", "system", "migrate").Run()
 	}
 	httpd := []string{"busybox", "httpd", "-f", "-p", "8080", "-h", "/etc"}
-	servers := []struct {
+	type server struct {
 		label string
 		cmd   func(port int) []string
-	}{
-		{"kite, pasta", func(port int) []string {
+		// stop, when set, ends the server; else SIGTERM to its command does.
+		stop []string
+	}
+	servers := []server{
+		{label: "kite, pasta", cmd: func(port int) []string {
 			return append([]string{kite, "--dir", data, "run", "--port", fmt.Sprintf("127.0.0.1:%d:8080", port), image, "--"}, httpd...)
 		}},
-		{"kite, slirp4netns", func(port int) []string {
+		{label: "kite, slirp4netns", cmd: func(port int) []string {
 			return append([]string{kite, "--dir", data, "run", "--net=slirp4netns", "--port", fmt.Sprintf("127.0.0.1:%d:8080", port), image, "--"}, httpd...)
 		}},
-		{"kite --net=host (no forwarding)", func(port int) []string {
+		{label: "kite --net=host (no forwarding)", cmd: func(port int) []string {
 			return []string{kite, "--dir", data, "run", "--net=host", image, "--", "busybox", "httpd", "-f", "-p", "127.0.0.1:" + strconv.Itoa(port), "-h", "/etc"}
 		}},
 	}
 	if podman != nil {
 		base, id := podman[:slices.Index(podman, "run")], podman[len(podman)-2]
-		servers = append(servers, struct {
-			label string
-			cmd   func(port int) []string
-		}{"podman, its default network", func(port int) []string {
-			return append(append(append([]string{}, base...), "run", "--rm", "-p", fmt.Sprintf("127.0.0.1:%d:8080", port), id), httpd...)
-		}})
+		// httpd is the container's pid 1, which ignores SIGTERM: podman rm -f ends it.
+		servers = append(servers, server{"podman, its default network", func(port int) []string {
+			return append(append(append([]string{}, base...), "run", "--rm", "--name", "kite-bench-httpd", "-p", fmt.Sprintf("127.0.0.1:%d:8080", port), id), httpd...)
+		}, append(append([]string{}, base...), "rm", "-f", "-t", "0", "kite-bench-httpd")})
 	}
 	for _, s := range servers {
-		r, err := requestsPerSecond(s.label, s.cmd, 5*time.Second, 4)
+		r, err := requestsPerSecond(s.label, s.cmd, s.stop, 5*time.Second, 4)
 		if err != nil {
 			return nil, err
 		}
@@ -96,8 +97,8 @@ func withoutHostNetwork(podman []string) []string {
 
 // requestsPerSecond starts the server command(port) on a free loopback port, waits until it
 // answers, and has workers clients fetch /hostname for d, each request on a new connection (as
-// busybox httpd closes each one).
-func requestsPerSecond(label string, command func(port int) []string, d time.Duration, workers int) (rpsResult, error) {
+// busybox httpd closes each one). stop, when not nil, is the command that ends the server.
+func requestsPerSecond(label string, command func(port int) []string, stop []string, d time.Duration, workers int) (rpsResult, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return rpsResult{}, err
@@ -112,6 +113,9 @@ func requestsPerSecond(label string, command func(port int) []string, d time.Dur
 		return res, err
 	}
 	defer func() {
+		if stop != nil {
+			exec.Command(stop[0], stop[1:]...).Run()
+		}
 		server.Process.Signal(syscall.SIGTERM)
 		server.Wait()
 	}()

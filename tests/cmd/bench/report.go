@@ -244,9 +244,18 @@ func writeNetworkSection(b *strings.Builder, n *netResults) {
 		lo, hi := minMax(r.Times)
 		fmt.Fprintf(b, "| %s | `%s` | %.1f ms | %.1f – %.1f ms | %.2f |\n", n.labels[i], r.Command, r.Median*1000, lo*1000, hi*1000, r.Median/host)
 	}
+	if i := slices.Index(n.labels, "podman, its default network"); i >= 0 {
+		podman := n.latency[i].Median
+		fmt.Fprintf(b, "\nAgainst podman in its default rootless network (slirp4netns, for podman 4.3): kite --net=default (pasta) %.2f×, kite --net=slirp4netns %.2f× its time.\n",
+			n.latency[0].Median/podman, n.latency[1].Median/podman)
+	}
 	fmt.Fprintf(b, "\nHTTP requests per second through a port published on 127.0.0.1: `busybox httpd` in the pod serves /etc/hostname; 4 clients of the bench, each request on a new connection (httpd closes each), for 5 s after the first answer.\n\n")
 	fmt.Fprintf(b, "| server | command | requests/s | failed |\n|---|---|---|---|\n")
+	rate := func(r rpsResult) float64 { return float64(r.requests) / r.seconds }
 	for _, r := range n.rps {
-		fmt.Fprintf(b, "| %s | `%s` | %.0f | %d |\n", r.label, r.command, float64(r.requests)/r.seconds, r.failures)
+		fmt.Fprintf(b, "| %s | `%s` | %.0f | %d |\n", r.label, r.command, rate(r), r.failures)
+	}
+	if last := n.rps[len(n.rps)-1]; strings.HasPrefix(last.label, "podman") && len(n.rps) > 1 {
+		fmt.Fprintf(b, "\nAgainst podman's published port: kite with pasta %.2f×, with slirp4netns %.2f× its requests per second.\n", rate(n.rps[0])/rate(last), rate(n.rps[1])/rate(last))
 	}
 }
