@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kite-runtime/kite/pkg/poddir"
+	"golang.org/x/sys/unix"
 )
 
 // startSlirp4netns runs slirp4netns for the network namespace of pid: it configures tap0
@@ -85,14 +85,21 @@ func startSlirp4netns(path string, n *poddir.Network, pid int, podDir string) (*
 // slirpSocket is slirp4netns's API socket in the pod directory.
 const slirpSocket = "slirp4netns.sock"
 
-// slirpForward publishes p through slirp4netns's API socket (add_hostfwd).
+// slirpForward publishes p through slirp4netns's API socket (add_hostfwd). Raw socket calls
+// rather than package net, which would double what the monitor's program maps.
 func slirpForward(api string, p poddir.Port) error {
-	c, err := net.DialTimeout("unix", api, helperReadyTimeout)
+	fail := func(err error) error { return fmt.Errorf("publish port %d/%s: %w", p.HostPort, p.Protocol, err) }
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("publish port %d/%s: %w", p.HostPort, p.Protocol, err)
+		return fail(os.NewSyscallError("socket", err))
 	}
+	c := os.NewFile(uintptr(fd), "slirp4netns API")
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(helperReadyTimeout))
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: api}); err != nil {
+		return fail(os.NewSyscallError("connect", err))
+	}
+	tv := unix.NsecToTimeval(helperReadyTimeout.Nanoseconds())
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	hostAddr := p.HostIP
 	if hostAddr == "" {
 		hostAddr = "0.0.0.0"
@@ -101,10 +108,10 @@ func slirpForward(api string, p poddir.Port) error {
 		"proto": p.Protocol, "host_addr": hostAddr, "host_port": p.HostPort, "guest_port": p.PodPort,
 	}}
 	if err := json.NewEncoder(c).Encode(req); err != nil {
-		return fmt.Errorf("publish port %d/%s: %w", p.HostPort, p.Protocol, err)
+		return fail(err)
 	}
 	// slirp4netns answers once the request has ended.
-	c.(*net.UnixConn).CloseWrite()
+	unix.Shutdown(fd, unix.SHUT_WR)
 	var reply struct {
 		Error *struct {
 			Desc string `json:"desc"`
@@ -115,10 +122,10 @@ func slirpForward(api string, p poddir.Port) error {
 		err = json.Unmarshal(answer, &reply)
 	}
 	if err != nil {
-		return fmt.Errorf("publish port %d/%s: slirp4netns answered %q: %w", p.HostPort, p.Protocol, answer, err)
+		return fail(fmt.Errorf("slirp4netns answered %q: %w", answer, err))
 	}
 	if reply.Error != nil {
-		return fmt.Errorf("publish port %d/%s: slirp4netns: %s", p.HostPort, p.Protocol, reply.Error.Desc)
+		return fail(fmt.Errorf("slirp4netns: %s", reply.Error.Desc))
 	}
 	return nil
 }

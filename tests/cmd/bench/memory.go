@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -83,9 +84,24 @@ func kiteMemory(kite, data, image, netMode string) (map[string]memory, error) {
 	return res, nil
 }
 
-// processMemory reads Rss and Pss from /proc/PID/smaps_rollup.
+// processMemory reads Rss and Pss from /proc/PID/smaps_rollup, or only VmRSS from
+// /proc/PID/status (Pss -1) for a process that does not let others read the former (pasta,
+// which sandboxes itself).
 func processMemory(pid int) (memory, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if errors.Is(err, os.ErrPermission) {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return memory{}, err
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
+				kb, err := strconv.Atoi(f[1])
+				return memory{rss: kb, pss: -1}, err
+			}
+		}
+		return memory{}, fmt.Errorf("/proc/%d/status has no VmRSS", pid)
+	}
 	if err != nil {
 		return memory{}, err
 	}

@@ -61,16 +61,28 @@ func writeMemoryTable(b *strings.Builder, mem map[string]memory) memory {
 	var total memory
 	fmt.Fprintf(b, "| process | RSS | PSS |\n|---|---|---|\n")
 	names := make([]string, 0, len(mem))
+	pssKnown := true
 	for n, m := range mem {
 		names = append(names, n)
 		total.rss += m.rss
 		total.pss += m.pss
+		pssKnown = pssKnown && m.pss >= 0
 	}
 	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(b, "| %s | %d KiB | %d KiB |\n", n, mem[n].rss, mem[n].pss)
+	pss := func(kb int) string {
+		if kb < 0 {
+			return "unknown (smaps_rollup not readable)"
+		}
+		return fmt.Sprintf("%d KiB", kb)
 	}
-	fmt.Fprintf(b, "| total | %d KiB (%.2f MiB) | %d KiB (%.2f MiB) |\n", total.rss, float64(total.rss)/1024, total.pss, float64(total.pss)/1024)
+	for _, n := range names {
+		fmt.Fprintf(b, "| %s | %d KiB | %s |\n", n, mem[n].rss, pss(mem[n].pss))
+	}
+	totalPSS := "unknown"
+	if pssKnown {
+		totalPSS = fmt.Sprintf("%d KiB (%.2f MiB)", total.pss, float64(total.pss)/1024)
+	}
+	fmt.Fprintf(b, "| total | %d KiB (%.2f MiB) | %s |\n", total.rss, float64(total.rss)/1024, totalPSS)
 	return total
 }
 
