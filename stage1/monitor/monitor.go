@@ -58,7 +58,6 @@ func removePod(podDir string) error {
 	if err != nil {
 		return err
 	}
-	// syscall.ForkExec rather than os/exec, which the monitor would carry for this alone.
 	helper := filepath.Join(filepath.Dir(self), "kite-image")
 	pid, err := syscall.ForkExec(helper, []string{helper, "--dir", data, "rm-pods", filepath.Base(podDir)},
 		&syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{0, 1, 2}})

@@ -3,6 +3,7 @@ package monitor
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -29,9 +30,9 @@ const helperReadyTimeout = 10 * time.Second
 // the pod's network is up. The helper gets SIGKILL should the monitor die (the calling thread
 // must be the monitor's main thread, which lives as long as the monitor).
 func startNetHelper(n *poddir.Network, initPid int, podDir string) (*netHelper, error) {
-	path, err := lookPath(n.Helper)
+	path, err := exec.LookPath(n.Helper)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the pod's network needs %s, which is not in PATH (%s): install it, or run the pod with --net=host", n.Helper, os.Getenv("PATH"))
 	}
 	switch n.Helper {
 	case poddir.HelperPasta:
@@ -156,18 +157,4 @@ func (h *netHelper) stop() {
 	}
 	unix.Kill(h.pid, unix.SIGTERM)
 	waitPid(h.pid)
-}
-
-// lookPath finds name in PATH, as the shell would.
-func lookPath(name string) (string, error) {
-	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
-		if dir == "" {
-			dir = "."
-		}
-		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() && unix.Access(p, unix.X_OK) == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("the pod's network needs %s, which is not in PATH (%s): install it, or run the pod with --net=host", name, os.Getenv("PATH"))
 }
