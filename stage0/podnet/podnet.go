@@ -32,9 +32,9 @@ type Plan struct {
 	Files map[string][]byte
 }
 
-// Helpers are the programs that give a pod of its own network namespace outbound access and
+// helpers are the programs that give a pod of its own network namespace outbound access and
 // published ports, in the order kite looks for them.
-var Helpers = []string{poddir.HelperPasta, poddir.HelperSlirp4netns}
+var helpers = []string{poddir.HelperPasta, poddir.HelperSlirp4netns}
 
 // New checks opts and makes the plan. exposed is the first app's image's ExposedPorts, and image
 // reads a file of its root filesystem (nil when it has none).
@@ -63,6 +63,9 @@ func New(opts Options, exposed []string, image func(name string) []byte) (*Plan,
 			return nil, err
 		}
 		n.Ports = append(n.Ports, p)
+	}
+	if err := uniquePorts(n.Ports); err != nil {
+		return nil, err
 	}
 	if len(n.Ports) > 0 && n.Mode != poddir.NetDefault {
 		return nil, fmt.Errorf("--port publishes a port of the pod's own network: with --net=%s there is none to publish from (use --net=default)", n.Mode)
@@ -148,7 +151,7 @@ func checkTun() error {
 }
 
 func findHelper() (string, error) {
-	for _, h := range Helpers {
+	for _, h := range helpers {
 		if _, err := exec.LookPath(h); err == nil {
 			return h, nil
 		}

@@ -99,17 +99,25 @@ func portNumber(s string) (int, error) {
 	return n, nil
 }
 
+// uniquePorts refuses a host address, port and protocol given twice: what kite prepare can tell
+// before the pod is written.
+func uniquePorts(ports []poddir.Port) error {
+	seen := map[poddir.Port]bool{}
+	for _, p := range ports {
+		key := poddir.Port{HostIP: p.HostIP, HostPort: p.HostPort, Protocol: p.Protocol}
+		if seen[key] {
+			return fmt.Errorf("--port: host port %s/%s is published twice", net.JoinHostPort(p.HostIP, strconv.Itoa(p.HostPort)), p.Protocol)
+		}
+		seen[key] = true
+	}
+	return nil
+}
+
 // CheckPorts binds each host port for an instant, so that a port in use or one the user may
 // not bind fails the run before a pod exists, with what to do about it.
 func CheckPorts(ports []poddir.Port) error {
-	seen := map[string]bool{}
 	for _, p := range ports {
 		addr := net.JoinHostPort(p.HostIP, strconv.Itoa(p.HostPort))
-		key := p.Protocol + " " + addr
-		if seen[key] {
-			return fmt.Errorf("--port: host port %s/%s is published twice", addr, p.Protocol)
-		}
-		seen[key] = true
 		var err error
 		if p.Protocol == "udp" {
 			var c net.PacketConn

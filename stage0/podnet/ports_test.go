@@ -74,8 +74,15 @@ func TestCheckPorts(t *testing.T) {
 	if err := CheckPorts([]poddir.Port{{HostIP: "127.0.0.1", HostPort: uport, PodPort: 53, Protocol: "udp"}}); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("a UDP port in use: %v", err)
 	}
+}
+
+func TestUniquePorts(t *testing.T) {
 	twice := []poddir.Port{{HostPort: 18080, PodPort: 80, Protocol: "tcp"}, {HostPort: 18080, PodPort: 81, Protocol: "tcp"}}
-	if err := CheckPorts(twice); err == nil || !strings.Contains(err.Error(), "published twice") {
+	if err := uniquePorts(twice); err == nil || !strings.Contains(err.Error(), "published twice") {
 		t.Errorf("a port given twice: %v", err)
+	}
+	both := []poddir.Port{{HostPort: 18080, PodPort: 80, Protocol: "tcp"}, {HostPort: 18080, PodPort: 80, Protocol: "udp"}, {HostIP: "127.0.0.1", HostPort: 18080, PodPort: 81, Protocol: "tcp"}}
+	if err := uniquePorts(both); err != nil {
+		t.Errorf("one port over tcp and udp, and on another address: %v", err)
 	}
 }

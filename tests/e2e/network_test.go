@@ -310,11 +310,17 @@ func TestNetworkRefused(t *testing.T) {
 		{[]string{"--port", "8080"}, nil, "no pod port"},
 		{[]string{"--net=none", "--port", "8080:80"}, nil, "there is none to publish from"},
 		{[]string{"--net=bridge"}, nil, "use default"},
+		{[]string{"--port", "18080:80", "--port", "18080:81"}, nil, "published twice"},
 	} {
 		r := kiteWith(t, dir, &options{env: c.env}, append(append([]string{"run"}, c.args...), layoutRef("busybox"), "--", "true")...)
 		if r.Code != 125 || !strings.Contains(r.Stderr, c.says) {
 			t.Errorf("%v %v: want 125 and %q, got %s", c.env, c.args, c.says, r)
 		}
+	}
+	// A port given twice is known before a pod is prepared, not only where it would run.
+	r := kite(t, dir, "prepare", "--port", "18080:80", "--port", "18080:81", layoutRef("busybox"))
+	if r.Code != 125 || !strings.Contains(r.Stderr, "published twice") {
+		t.Errorf("kite prepare with a port given twice: want 125, got %s", r)
 	}
 	if after := podEntries(t, dir); !slices.Equal(before, after) {
 		t.Errorf("refused runs left pods: %v, before %v", after, before)
@@ -322,7 +328,7 @@ func TestNetworkRefused(t *testing.T) {
 	// Without pasta (a store of its own: without newuidmap on PATH either, the pod maps only the
 	// caller's ids).
 	fresh := newDataDir(t)
-	r := kiteWith(t, fresh, &options{env: []string{"PATH=/nonexistent"}}, "run", layoutRef("busybox"), "--", "true")
+	r = kiteWith(t, fresh, &options{env: []string{"PATH=/nonexistent"}}, "run", layoutRef("busybox"), "--", "true")
 	if r.Code != 125 || !strings.Contains(r.Stderr, "needs pasta") || !strings.Contains(r.Stderr, "apt-get install passt") {
 		t.Errorf("without pasta: want 125 and how to install it, got %s", r)
 	}
