@@ -33,7 +33,7 @@ func main() {
 		os.Exit(exitcode.Failed)
 	}
 	app := newApp()
-	if err := app.Run(os.Args); err != nil {
+	if err := app.Run(ociArgs(os.Args)); err != nil {
 		if !errors.Is(err, errSilent) {
 			fmt.Fprintln(os.Stderr, "kite:", err)
 		}
@@ -80,7 +80,7 @@ Example:
 		Commands: append(append([]*cli.Command{
 			runCommand(), prepareCommand(), runPreparedCommand(), listCommand(), statusCommand(), stopCommand(),
 			rmCommand(), gcCommand(), enterCommand(), catManifestCommand(), fetchCommand(), imageCommand(), trustCommand(),
-			generateCommand(), completionCommand(), completeCommand(),
+			generateCommand(), completionCommand(), completeCommand(), ociCommand(),
 		}, append(loginCommands(), versionCommand())...), docsCommands...),
 		DisableSliceFlagSeparator: true,
 		HideVersion:               true,

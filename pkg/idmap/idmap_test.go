@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -65,5 +66,18 @@ func TestContainsAndRanges(t *testing.T) {
 	}
 	if got, want := Ranges(m), "0-0, 1-65536"; got != want {
 		t.Errorf("Ranges = %q, want %q", got, want)
+	}
+}
+
+func TestParseSubordinate(t *testing.T) {
+	in := "# comment\nalice:100000:65536\nbob:200000:1000\n1001:300000:10\nalice:bad:1\nalice:5:0\nalice:400000:5\n"
+	got := parseSubordinate(strings.NewReader(in), "alice", 1001)
+	want := []specs.LinuxIDMapping{{HostID: 100000, Size: 65536}, {HostID: 300000, Size: 10}, {HostID: 400000, Size: 5}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("parseSubordinate = %v, want %v", got, want)
+	}
+	m := follow([]specs.LinuxIDMapping{{ContainerID: 0, HostID: 1001, Size: 1}}, got)
+	if m[1].ContainerID != 1 || m[2].ContainerID != 65537 || m[3].ContainerID != 65547 {
+		t.Fatalf("follow gave %v: ids inside must follow each other", m)
 	}
 }

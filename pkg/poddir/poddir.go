@@ -102,6 +102,8 @@ type Pod struct {
 	ExitPolicy string `json:"exitPolicy"`
 	// Network is the pod's network; nil in pods of kites that knew only the host's.
 	Network *Network `json:"network,omitempty"`
+	// OCI is set in a container of kite's OCI runtime.
+	OCI *OCI `json:"oci,omitempty"`
 }
 
 // App names one app of the pod and the image it runs.

@@ -26,9 +26,13 @@ type App struct {
 	// Rlimits are set with prlimit(2); OOMScoreAdj, when set, is written to oom_score_adj.
 	Rlimits     []Rlimit
 	OOMScoreAdj *int
-	// DropBounding lists the capabilities to drop from the bounding set. The inheritable and
-	// ambient sets are always emptied: kite never grants capabilities through them.
+	// DropBounding lists the capabilities to drop from the bounding set.
 	DropBounding []uintptr
+	// Inheritable is the app's inheritable set, as a mask of capability numbers, and Ambient its
+	// ambient capabilities: empty unless config.json names them (kite run never does; an OCI
+	// bundle may).
+	Inheritable uint64
+	Ambient     []uintptr
 	// NoNewPrivs sets no_new_privs.
 	NoNewPrivs bool
 	UID, GID   uint32
@@ -159,14 +163,15 @@ func StartApp(a *App) (int, error) {
 	selfExe := []byte("/proc/self/exe\x00")
 	stats := new([2]unix.Statx_t)
 	c.selfExe, c.stats = uintptr(unsafe.Pointer(&selfExe[0])), stats
-	// The child keeps the permitted and effective sets it inherits and empties the inheritable
-	// one: capset(2) with the data capget(2) gives here, inheritable cleared.
+	// The child keeps the permitted and effective sets it inherits and sets the inheritable
+	// one: capset(2) with the data capget(2) gives here, inheritable replaced.
 	capHeader := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var capData [2]unix.CapUserData
 	if err := unix.Capget(&capHeader, &capData[0]); err != nil {
 		return 0, fmt.Errorf("start the app: %w", os.NewSyscallError("capget", err))
 	}
-	capData[0].Inheritable, capData[1].Inheritable = 0, 0
+	capData[0].Inheritable, capData[1].Inheritable = uint32(a.Inheritable), uint32(a.Inheritable>>32)
+	c.ambient = a.Ambient
 	c.capHeader, c.capData = uintptr(unsafe.Pointer(&capHeader)), uintptr(unsafe.Pointer(&capData[0]))
 	var prog unix.SockFprog
 	if a.Filter != nil {
@@ -270,7 +275,7 @@ type appChild struct {
 	root, dot, slash     uintptr
 	rlimits              []Rlimit
 	oomPath, oom, noom   uintptr
-	drop                 []uintptr
+	drop, ambient        []uintptr
 	noNewPrivs           bool
 	capHeader, capData   uintptr
 	selfExe              uintptr
@@ -399,9 +404,31 @@ func forkApp(c *appChild) (int, syscall.Errno) {
 		step = stepGID
 		goto fail
 	}
+	if len(c.ambient) > 0 && c.uid != 0 {
+		// Leaving uid 0 empties the permitted set, which the ambient capabilities must stay in,
+		// unless the thread keeps it.
+		if _, _, e = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0, 0, 0, 0); e != 0 {
+			step = stepCapabilities
+			goto fail
+		}
+	}
 	if _, _, e = syscall.RawSyscall(syscall.SYS_SETUID, c.uid, 0, 0); e != 0 {
 		step = stepUID
 		goto fail
+	}
+	if len(c.ambient) > 0 {
+		// Leaving uid 0 emptied the effective and ambient sets: restore the effective one, which
+		// the kept permitted set still allows, then raise the ambient capabilities, which the
+		// exec turns into the app's permitted and effective sets.
+		step = stepCapabilities
+		if _, _, e = syscall.RawSyscall(syscall.SYS_CAPSET, c.capHeader, c.capData, 0); e != 0 {
+			goto fail
+		}
+		for _, cp := range c.ambient {
+			if _, _, e = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, cp, 0, 0, 0); e != 0 {
+				goto fail
+			}
+		}
 	}
 	if _, _, e = syscall.RawSyscall(syscall.SYS_CHDIR, c.dir, 0, 0); e != 0 {
 		step = stepDir

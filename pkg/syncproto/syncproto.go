@@ -34,6 +34,10 @@ const (
 	Mapped  = "mapped"
 	Network = "network"
 	Started = "started"
+	// Created (init to monitor) says an OCI container is created: the init waits for Start
+	// (monitor to init) before it starts the app.
+	Created = "created"
+	Start   = "start"
 	Error   = "error"
 	Exited  = "exited"
 )

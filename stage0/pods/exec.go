@@ -26,12 +26,23 @@ import (
 // With cgroup, the init starts in a cgroup of the pod's own with config.json's limits. notify,
 // when not nil, is the socket the app's sd_notify messages arrive on, for the monitor.
 // It only returns on failure.
-func Exec(stage1 string, p *Locked, s *specs.Spec, cgroup *podcgroup.Group, notify *os.File) (err error) {
+func Exec(stage1 string, p *Locked, s *specs.Spec, cgroup *podcgroup.Group, notify *os.File) error {
+	var keep map[string]*os.File
+	if notify != nil {
+		keep = map[string]*os.File{poddir.NotifyFdEnv: notify}
+	}
+	return ExecDir(stage1, p.Dir, p.UUID, p.lock, s, cgroup, keep)
+}
+
+// ExecDir is Exec for the pod directory dir of pod id, whose lock this process holds: a pod of
+// kite's, or a container of kite oci. keep names descriptors the monitor gets, by the environment
+// variables that carry them.
+func ExecDir(stage1, dir, id string, lock *os.File, s *specs.Spec, cgroup *podcgroup.Group, keep map[string]*os.File) (err error) {
 	// The init's parent-death signal is tied to the forking thread, which must be the one that
 	// execs (and so lives on as the monitor's main thread).
 	runtime.LockOSThread()
 	if s.Linux == nil {
-		return fmt.Errorf("start pod %s: config.json has no linux section", p.UUID)
+		return fmt.Errorf("start pod %s: config.json has no linux section", id)
 	}
 	flags, err := podfork.CloneFlags(s.Linux.Namespaces)
 	if err != nil {
@@ -52,8 +63,8 @@ func Exec(stage1 string, p *Locked, s *specs.Spec, cgroup *podcgroup.Group, noti
 	}
 	var cgroupDir string
 	if cgroup != nil {
-		if cgroupDir, err = cgroup.Create(p.UUID, s.Linux.Resources); err != nil {
-			return fmt.Errorf("start pod %s: %w", p.UUID, err)
+		if cgroupDir, err = cgroup.Create(id, s.Linux.Resources); err != nil {
+			return fmt.Errorf("start pod %s: %w", id, err)
 		}
 		defer func() {
 			if err != nil {
@@ -61,7 +72,7 @@ func Exec(stage1 string, p *Locked, s *specs.Spec, cgroup *podcgroup.Group, noti
 			}
 		}()
 		// The monitor removes it when the pod has ended.
-		if err := poddir.WriteFileAtomic(filepath.Join(p.Dir, poddir.CgroupFile), []byte(cgroupDir+"\n"), 0o644); err != nil {
+		if err := poddir.WriteFileAtomic(filepath.Join(dir, poddir.CgroupFile), []byte(cgroupDir+"\n"), 0o644); err != nil {
 			return err
 		}
 	}
@@ -73,10 +84,10 @@ func Exec(stage1 string, p *Locked, s *specs.Spec, cgroup *podcgroup.Group, noti
 	env := podfork.RuntimeEnv(os.Environ())
 	initEnv := append(env[:len(env):len(env)], poddir.SyncFdEnv+"="+strconv.Itoa(childFd))
 	phase.Mark("kite", "fork init")
-	pid, err := podfork.Start(flags, []string{stage1, "init", p.Dir}, initEnv, childFd)
+	pid, err := podfork.Start(flags, []string{stage1, "init", dir}, initEnv, childFd)
 	child.Close()
 	if err != nil {
-		return fmt.Errorf("start pod %s: %w", p.UUID, err)
+		return fmt.Errorf("start pod %s: %w", id, err)
 	}
 	if cgroupDir != "" {
 		// Before the init runs: the app inherits it.
@@ -93,13 +104,13 @@ func Exec(stage1 string, p *Locked, s *specs.Spec, cgroup *podcgroup.Group, noti
 	phase.Mark("kite", "ids mapped")
 	if err := parent.Send(syncproto.Message{Type: syncproto.Mapped}); err != nil {
 		unix.Kill(pid, unix.SIGKILL)
-		return fmt.Errorf("start pod %s: %w", p.UUID, err)
+		return fmt.Errorf("start pod %s: %w", id, err)
 	}
-	keep := map[string]int{poddir.LockFdEnv: int(p.lock.Fd()), poddir.SyncFdEnv: int(parent.File().Fd())}
-	if notify != nil {
-		keep[poddir.NotifyFdEnv] = int(notify.Fd())
+	fds := map[string]int{poddir.LockFdEnv: int(lock.Fd()), poddir.SyncFdEnv: int(parent.File().Fd())}
+	for name, f := range keep {
+		fds[name] = int(f.Fd())
 	}
-	for name, fd := range keep {
+	for name, fd := range fds {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
 			return os.NewSyscallError("fcntl", err)
 		}
@@ -107,7 +118,7 @@ func Exec(stage1 string, p *Locked, s *specs.Spec, cgroup *podcgroup.Group, noti
 	}
 	env = append(env, poddir.InitPidEnv+"="+strconv.Itoa(pid))
 	phase.Mark("kite", "exec monitor")
-	err = syscall.Exec(stage1, []string{"kite-stage1", "run", p.Dir}, env)
+	err = syscall.Exec(stage1, []string{"kite-stage1", "run", dir}, env)
 	// The init reads end-of-file on its socket once this process exits, and exits too.
 	return fmt.Errorf("exec %s: %w", stage1, err)
 }

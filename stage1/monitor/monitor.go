@@ -29,8 +29,12 @@ import (
 // Main runs the pod in podDir and returns the exit status for the caller.
 func Main(podDir string) int {
 	var pod poddir.Pod
-	code, err := run(podDir, &pod)
-	if err != nil {
+	var oci *ociControl
+	code, err := run(podDir, &pod, &oci)
+	if oci != nil && oci.listener != nil {
+		oci.listener.Close(podDir)
+	}
+	if err != nil && !oci.fail(err, code) {
 		fmt.Fprintln(os.Stderr, "kite:", err)
 	}
 	if pod.RemoveOnExit {
@@ -71,8 +75,9 @@ func removePod(podDir string) error {
 	return err
 }
 
-// run supervises the pod, reading its pod.json into pod.
-func run(podDir string, pod *poddir.Pod) (int, error) {
+// run supervises the pod, reading its pod.json into pod; oci is set for a container of kite's
+// OCI runtime.
+func run(podDir string, pod *poddir.Pod, oci **ociControl) (int, error) {
 	// The network helper's parent-death signal is tied to the thread that starts it: the main
 	// thread, which lives as long as the monitor.
 	runtime.LockOSThread()
@@ -107,13 +112,14 @@ func run(podDir string, pod *poddir.Pod) (int, error) {
 	code := exitcode.Failed
 	var helper *netHelper
 	err = poddir.ReadJSON(podDir, poddir.PodFile, pod)
+	*oci = newOCIControl(pod, podDir, initPid)
 	if n := pod.Network; err == nil && n != nil && n.Helper != "" {
 		if helper, err = startNetHelper(n, initPid, podDir); err == nil {
 			err = parent.Send(syncproto.Message{Type: syncproto.Network})
 		}
 	}
 	if err == nil {
-		code, err = supervise(parent, initPid, podDir, sigs, notify)
+		code, err = supervise(parent, initPid, podDir, sigs, notify, *oci)
 	}
 	if err != nil {
 		// The init may still be waiting for a message that will never come.
@@ -127,9 +133,10 @@ func run(podDir string, pod *poddir.Pod) (int, error) {
 			fmt.Fprintln(os.Stderr, "kite: warning:", rerr)
 		}
 	}
-	if err == nil && code == exitcode.Failed && waitErr == nil && ws.Signaled() && appStarted(podDir) {
+	if err == nil && code == exitcode.Failed && waitErr == nil && (ws.Signaled() || *oci != nil) && appStarted(podDir) {
 		// The init was killed (kite stop --force, the OOM killer), and with it every process of
-		// the pod: the app ended by that signal.
+		// the pod: the app ended by that signal. An OCI container's init, signalled before its
+		// app started, exits with the status the signal gives.
 		code = exitcode.FromWaitStatus(ws)
 		st := poddir.ExitStatus{Finished: time.Now().UTC(), Code: code, Signal: unix.SignalName(ws.Signal()), SchemaVersion: poddir.SchemaVersion}
 		return code, poddir.WriteJSON(podDir, poddir.ExitStatusFile, st)
@@ -171,7 +178,7 @@ func takeLock() {
 }
 
 // supervise follows the sync protocol until the app has exited, relaying signals to the init.
-func supervise(conn *syncproto.Conn, initPid int, podDir string, sigs <-chan os.Signal, notify *notifier) (int, error) {
+func supervise(conn *syncproto.Conn, initPid int, podDir string, sigs <-chan os.Signal, notify *notifier, oci *ociControl) (int, error) {
 	msgs := make(chan syncproto.Message)
 	recvErr := make(chan error, 1)
 	go func() {
@@ -201,11 +208,28 @@ func supervise(conn *syncproto.Conn, initPid int, podDir string, sigs <-chan os.
 				return exitcode.Failed, nil
 			}
 			return exitcode.Failed, err
+		case req := <-oci.requestsChan():
+			if err := oci.start(req, conn); err != nil {
+				return exitcode.Failed, err
+			}
 		case m := <-msgs:
 			switch m.Type {
+			case syncproto.Created:
+				if oci == nil {
+					return exitcode.Failed, errors.New("the pod's init sent created, which only an OCI container's sends")
+				}
+				if err := oci.created(); err != nil {
+					return exitcode.Failed, err
+				}
 			case syncproto.Started:
 				phase.Mark("monitor", "apps started")
-				if err := poddir.WriteFileAtomic(filepath.Join(podDir, poddir.PidFile), []byte(strconv.Itoa(initPid)+"\n"), 0o644); err != nil {
+				var err error
+				if oci != nil {
+					err = oci.started()
+				} else {
+					err = poddir.WriteFileAtomic(filepath.Join(podDir, poddir.PidFile), []byte(strconv.Itoa(initPid)+"\n"), 0o644)
+				}
+				if err != nil {
 					return exitcode.Failed, err
 				}
 				started = true

@@ -110,6 +110,15 @@ func run(conn *syncproto.Conn, podDir string) error {
 		apps = append(apps, app)
 	}
 	phase.Mark("init", "roots assembled")
+	ociPid := 0
+	if pod.OCI != nil {
+		if ociPid, err = hostPid(); err != nil {
+			return err
+		}
+		if err := createContainerHooks(pod.OCI, ociPid); err != nil {
+			return err
+		}
+	}
 	if err := rootfs.Pivot(root); err != nil {
 		return err
 	}
@@ -138,6 +147,14 @@ func run(conn *syncproto.Conn, podDir string) error {
 	// Only stdio and the descriptors the caller passed on reach the apps.
 	if err := podfork.CloseExtraFDs(3 + preserved); err != nil {
 		return err
+	}
+	if pod.OCI != nil {
+		if err := awaitStart(conn, sigs); err != nil {
+			return err
+		}
+		if err := startContainerHooks(pod.OCI, "/"+filepath.Join(rootfs.AppsDir, apps[0].name), ociPid); err != nil {
+			return err
+		}
 	}
 	running, term, err := startApps(apps, ids, preserved)
 	if err != nil {

@@ -33,12 +33,45 @@ func restrict(p *specs.Process, app *podfork.App, lastCap capability.Cap) error 
 	app.OOMScoreAdj = p.OOMScoreAdj
 	app.NoNewPrivs = p.NoNewPrivileges
 	if c := p.Capabilities; c != nil {
-		if len(c.Ambient) > 0 || len(c.Inheritable) > 0 {
-			return fmt.Errorf("config.json asks for inheritable or ambient capabilities, which kite does not grant")
-		}
 		app.DropBounding = dropFromBounding(c.Bounding, lastCap)
+		// kite run's config.json never names inheritable or ambient capabilities; an OCI bundle's
+		// may (runtime-spec config.md, "capabilities").
+		inheritable, err := capNumbers(c.Inheritable, lastCap)
+		if err != nil {
+			return err
+		}
+		for _, n := range inheritable {
+			app.Inheritable |= 1 << n
+		}
+		if app.Ambient, err = capNumbers(c.Ambient, lastCap); err != nil {
+			return err
+		}
+		for _, n := range app.Ambient {
+			if app.Inheritable&(1<<n) == 0 {
+				return fmt.Errorf("config.json: ambient capability %s is not in the inheritable set, where the kernel requires it", capability.Cap(n))
+			}
+		}
 	}
 	return nil
+}
+
+// capNumbers converts OCI capability names (CAP_CHOWN) to numbers, refusing a name the kernel
+// does not have.
+func capNumbers(names []string, last capability.Cap) ([]uintptr, error) {
+	var nums []uintptr
+	for _, name := range names {
+		found := false
+		for c := capability.Cap(0); c <= last; c++ {
+			if strings.EqualFold(name, "CAP_"+c.String()) {
+				nums, found = append(nums, uintptr(c)), true
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("config.json: capability %s is unknown to this kernel", name)
+		}
+	}
+	return nums, nil
 }
 
 // dropFromBounding lists every capability the kernel has (0 to last) that keep does not name

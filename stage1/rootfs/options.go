@@ -51,6 +51,19 @@ var propagationOptions = map[string]uintptr{
 	"runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
 }
 
+// OptionNames lists the mount options kite knows, beside filesystem data such as mode= or size=,
+// which it passes on to the filesystem (kite oci features).
+func OptionNames() []string {
+	names := []string{"bind", "rbind", "rro"}
+	for n := range flagOptions {
+		names = append(names, n)
+	}
+	for n := range propagationOptions {
+		names = append(names, n)
+	}
+	return names
+}
+
 func parseOptions(opts []string) mountOptions {
 	var o mountOptions
 	for _, opt := range opts {

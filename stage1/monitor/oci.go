@@ -1,0 +1,138 @@
+package monitor
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/kite-runtime/kite/pkg/ocihooks"
+	"github.com/kite-runtime/kite/pkg/poddir"
+	"github.com/kite-runtime/kite/pkg/startsock"
+	"github.com/kite-runtime/kite/pkg/syncproto"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// ociControl is the monitor's part in the lifecycle of a container of kite's OCI runtime: it
+// tells kite oci create when the container is created (or why it is not), runs the runtime's
+// hooks, waits for kite oci start and tells it how the start went.
+type ociControl struct {
+	oci     *poddir.OCI
+	podDir  string
+	initPid int
+	// ready is kite oci create's pipe, until it has its answer.
+	ready    *os.File
+	listener *startsock.Listener
+	// requests delivers the start request; starting is the one waiting for the app's start.
+	requests chan *startsock.Conn
+	starting *startsock.Conn
+}
+
+func newOCIControl(pod *poddir.Pod, podDir string, initPid int) *ociControl {
+	if pod.OCI == nil {
+		return nil
+	}
+	c := &ociControl{oci: pod.OCI, podDir: podDir, initPid: initPid}
+	if fd, err := strconv.Atoi(os.Getenv(poddir.ReadyFdEnv)); err == nil && fd > 2 {
+		c.ready = os.NewFile(uintptr(fd), "ready")
+	}
+	os.Unsetenv(poddir.ReadyFdEnv)
+	return c
+}
+
+func (c *ociControl) state(status specs.ContainerState) specs.State {
+	return c.oci.State(string(status), c.initPid)
+}
+
+// created runs once the init says the container is created: the prestart and createRuntime
+// hooks (runtime-spec lifecycle steps 3 and 4; createContainer ran in the init), then the start
+// socket, then the answer to kite oci create.
+func (c *ociControl) created() error {
+	if err := poddir.WriteFileAtomic(filepath.Join(c.podDir, poddir.PidFile), []byte(strconv.Itoa(c.initPid)+"\n"), 0o644); err != nil {
+		return err
+	}
+	if h := c.oci.Hooks; h != nil {
+		if err := ocihooks.Run("prestart", h.Prestart, c.state(specs.StateCreated)); err != nil {
+			return err
+		}
+		if err := ocihooks.Run("createRuntime", h.CreateRuntime, c.state(specs.StateCreated)); err != nil {
+			return err
+		}
+	}
+	l, err := startsock.Listen(c.podDir)
+	if err != nil {
+		return err
+	}
+	c.listener = l
+	c.requests = make(chan *startsock.Conn, 1)
+	go func() {
+		if conn, err := l.Accept(); err == nil {
+			c.requests <- conn
+		}
+	}()
+	c.answer(poddir.ReadyMessage{OK: true})
+	return nil
+}
+
+// start passes kite oci start's request on to the init.
+func (c *ociControl) start(conn *startsock.Conn, init *syncproto.Conn) error {
+	c.listener.Close(c.podDir)
+	c.starting = conn
+	return init.Send(syncproto.Message{Type: syncproto.Start})
+}
+
+// started runs once the app runs: the container is running, kite oci start hears so, and the
+// poststart hooks run, their failure only a warning (runtime-spec lifecycle step 9).
+func (c *ociControl) started() error {
+	if err := poddir.WriteFileAtomic(filepath.Join(c.podDir, poddir.StartedFile), nil, 0o644); err != nil {
+		return err
+	}
+	if c.starting != nil {
+		c.starting.Reply(poddir.ReadyMessage{OK: true})
+		c.starting = nil
+	}
+	if h := c.oci.Hooks; h != nil {
+		if err := ocihooks.Run("poststart", h.Poststart, c.state(specs.StateRunning)); err != nil {
+			fmt.Fprintln(os.Stderr, "kite: warning:", err)
+		}
+	}
+	return nil
+}
+
+// fail hands err to whoever waits for the container: kite oci create or kite oci start. It
+// reports whether one did; if none did, the monitor prints it.
+func (c *ociControl) fail(err error, code int) bool {
+	if c == nil {
+		return false
+	}
+	m := poddir.ReadyMessage{Error: err.Error(), Code: code}
+	switch {
+	case c.ready != nil:
+		c.answer(m)
+		return true
+	case c.starting != nil:
+		c.starting.Reply(m)
+		c.starting = nil
+		return true
+	}
+	return false
+}
+
+// answer tells kite oci create, once.
+func (c *ociControl) answer(m poddir.ReadyMessage) {
+	if c.ready == nil {
+		return
+	}
+	json.NewEncoder(c.ready).Encode(m)
+	c.ready.Close()
+	c.ready = nil
+}
+
+// requestsChan is nil, and never ready, when there is nothing to wait for.
+func (c *ociControl) requestsChan() chan *startsock.Conn {
+	if c == nil {
+		return nil
+	}
+	return c.requests
+}

@@ -1,0 +1,92 @@
+package podinit
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/kite-runtime/kite/pkg/ocihooks"
+	"github.com/kite-runtime/kite/pkg/poddir"
+	"github.com/kite-runtime/kite/pkg/syncproto"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// hostPid is the init's pid as the host sees it, which the hooks' state carries: /proc/self in the
+// host's /proc, while the init still sees it (before the pivot).
+func hostPid() (int, error) {
+	self, err := os.Readlink("/proc/self")
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(self)
+	if err != nil {
+		return 0, fmt.Errorf("find the init's pid: %w", err)
+	}
+	return pid, nil
+}
+
+// createContainerHooks runs an OCI container's createContainer hooks: in the container's
+// namespaces, before the init pivots into its root, so that their paths resolve as the runtime
+// sees them (runtime-spec config.md, "createContainer Hooks").
+func createContainerHooks(oci *poddir.OCI, pid int) error {
+	if oci.Hooks == nil {
+		return nil
+	}
+	return ocihooks.Run("createContainer", oci.Hooks.CreateContainer, oci.State(string(specs.StateCreating), pid))
+}
+
+// startContainerHooks runs an OCI container's startContainer hooks once kite oci start asks for
+// the app, before it runs: chrooted into the app's root filesystem, root, where their paths
+// resolve (runtime-spec config.md, "startContainer Hooks").
+func startContainerHooks(oci *poddir.OCI, root string, pid int) error {
+	if oci.Hooks == nil {
+		return nil
+	}
+	return ocihooks.RunIn(root, "startContainer", oci.Hooks.StartContainer, oci.State(string(specs.StateCreated), pid))
+}
+
+// awaitStart tells the monitor that the container is created and waits until kite oci start
+// asks for the app. A signal that would end a process ends the created container, as it would
+// end its app; the others wait for the app (sigs keeps them).
+func awaitStart(conn *syncproto.Conn, sigs chan os.Signal) error {
+	if err := conn.Send(syncproto.Message{Type: syncproto.Created}); err != nil {
+		return err
+	}
+	msgs := make(chan syncproto.Message, 1)
+	errs := make(chan error, 1)
+	go func() {
+		m, err := conn.Recv()
+		if err != nil {
+			errs <- err
+			return
+		}
+		msgs <- m
+	}()
+	var kept []os.Signal
+	defer func() {
+		for _, s := range kept {
+			sigs <- s
+		}
+	}()
+	for {
+		select {
+		case m := <-msgs:
+			if m.Type != syncproto.Start {
+				return fmt.Errorf("wait for kite oci start: the monitor sent %q", m.Type)
+			}
+			return nil
+		case err := <-errs:
+			return fmt.Errorf("wait for kite oci start: %w", err)
+		case s := <-sigs:
+			switch s {
+			case unix.SIGCHLD, unix.SIGCONT, unix.SIGURG, unix.SIGWINCH, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
+				kept = append(kept, s)
+			default:
+				// The init is pid 1 of its namespace and cannot take the signal's default action
+				// itself: it ends with the status a shell gives a process the signal killed.
+				os.Exit(128 + int(s.(unix.Signal)))
+			}
+		}
+	}
+}
