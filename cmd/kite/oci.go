@@ -425,7 +425,7 @@ func ociDelete(c *cli.Context) error {
 	}
 	// Last in the lifecycle, after the container is gone; a failure is only a warning.
 	if h := ctr.Pod.OCI.Hooks; h != nil {
-		if err := ocihooks.Run("poststop", h.Poststop, state); err != nil {
+		if err := ocihooks.RunAll("poststop", h.Poststop, state); err != nil {
 			fmt.Fprintln(os.Stderr, "kite: warning:", err)
 		}
 	}

@@ -44,6 +44,23 @@ func RunIn(root, kind string, hooks []specs.Hook, state specs.State) error {
 	return nil
 }
 
+// RunAll runs every hook, also those after one that failed, and returns the failures joined: for
+// the poststart and poststop hooks, whose failures are only warnings (runtime-spec runtime.md,
+// "Lifecycle").
+func RunAll(kind string, hooks []specs.Hook, state specs.State) error {
+	in, err := json.Marshal(state)
+	if err != nil {
+		return fmt.Errorf("%s hook: encode the state: %w", kind, err)
+	}
+	var errs []error
+	for i, h := range hooks {
+		if err := run("", h, in); err != nil {
+			errs = append(errs, fmt.Errorf("%s hook %d (%s): %w", kind, i, h.Path, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func run(root string, h specs.Hook, state []byte) error {
 	ctx := context.Background()
 	if h.Timeout != nil {

@@ -51,3 +51,19 @@ func TestRunTimeout(t *testing.T) {
 		t.Fatalf("Run = %v, want a timeout", err)
 	}
 }
+
+func TestRunAllGoesOn(t *testing.T) {
+	dir := t.TempDir()
+	second := filepath.Join(dir, "second")
+	hooks := []specs.Hook{
+		{Path: "/bin/false", Args: []string{"false"}},
+		{Path: "/bin/sh", Args: []string{"sh", "-c", "touch " + second}},
+	}
+	err := RunAll("poststart", hooks, specs.State{})
+	if err == nil || !strings.Contains(err.Error(), "poststart hook 0 (/bin/false)") {
+		t.Fatalf("RunAll = %v, want the failure of hook 0", err)
+	}
+	if _, err := os.Stat(second); err != nil {
+		t.Fatal("the hook after a failed one did not run")
+	}
+}

@@ -21,8 +21,10 @@ type App struct {
 	Dir       string
 	// Root, when set, is the app's root filesystem as the starting process sees it: the child
 	// moves into a mount namespace of its own and pivots into it, so that each app of a pod has
-	// its own root.
-	Root string
+	// its own root. Its mounts are recursive slaves then, unless RootPropagation gives other
+	// mount(2) propagation flags.
+	Root            string
+	RootPropagation uintptr
 	// Rlimits are set with prlimit(2); OOMScoreAdj, when set, is written to oom_score_adj.
 	Rlimits     []Rlimit
 	OOMScoreAdj *int
@@ -149,6 +151,7 @@ func StartApp(a *App) (int, error) {
 		dot, slash = []byte(".\x00"), []byte("/\x00")
 		c.root, c.dot, c.slash = uintptr(unsafe.Pointer(&root[0])), uintptr(unsafe.Pointer(&dot[0])), uintptr(unsafe.Pointer(&slash[0]))
 	}
+	c.propagation = a.RootPropagation
 	c.rlimits = a.Rlimits
 	if a.OOMScoreAdj != nil {
 		procOOM = []byte("/proc/self/oom_score_adj\x00")
@@ -273,6 +276,7 @@ type appChild struct {
 	filterFirst          bool
 	dieWithParent        bool
 	root, dot, slash     uintptr
+	propagation          uintptr
 	rlimits              []Rlimit
 	oomPath, oom, noom   uintptr
 	drop, ambient        []uintptr
@@ -351,6 +355,11 @@ func forkApp(c *appChild) (int, syscall.Errno) {
 		}
 		if _, _, e = syscall.RawSyscall(syscall.SYS_UMOUNT2, c.dot, unix.MNT_DETACH, 0); e != 0 {
 			goto fail
+		}
+		if c.propagation != 0 {
+			if _, _, e = syscall.RawSyscall6(syscall.SYS_MOUNT, 0, c.slash, 0, c.propagation, 0, 0); e != 0 {
+				goto fail
+			}
 		}
 	}
 	step = stepLimits

@@ -38,8 +38,11 @@ const (
 	// (monitor to init) before it starts the app.
 	Created = "created"
 	Start   = "start"
-	Error   = "error"
-	Exited  = "exited"
+	// RuntimeHooks (init to monitor, and back once they ran) asks for an OCI container's prestart
+	// and createRuntime hooks, before the init pivots into the container's root.
+	RuntimeHooks = "runtime-hooks"
+	Error        = "error"
+	Exited       = "exited"
 )
 
 // Message is one datagram.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kite-runtime/kite/pkg/idmap"
 	"github.com/kite-runtime/kite/pkg/poddir"
+	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -84,11 +85,17 @@ func readBundle(bundle string) (*specs.Spec, error) {
 	if !strings.HasPrefix(s.Version, "1.") {
 		return nil, fmt.Errorf("config.json: ociVersion %q: kite runs runtime-spec 1.x bundles (%s)", s.Version, specs.Version)
 	}
-	if s.Process == nil || len(s.Process.Args) == 0 {
-		return nil, errors.New("config.json: process.args is empty: the container needs a program to run")
-	}
-	if s.Process.Cwd == "" || !filepath.IsAbs(s.Process.Cwd) {
-		return nil, fmt.Errorf("config.json: process.cwd %q must be an absolute path", s.Process.Cwd)
+	// Without a process the container can be created, not started (runtime.md, "start").
+	if p := s.Process; p != nil {
+		if len(p.Args) == 0 {
+			return nil, errors.New("config.json: process.args is empty: the container needs a program to run")
+		}
+		if p.Cwd == "" || !filepath.IsAbs(p.Cwd) {
+			return nil, fmt.Errorf("config.json: process.cwd %q must be an absolute path", p.Cwd)
+		}
+		if err := checkCapabilities(p.Capabilities); err != nil {
+			return nil, err
+		}
 	}
 	if s.Root == nil || s.Root.Path == "" {
 		return nil, errors.New("config.json: root.path is missing")
@@ -99,19 +106,53 @@ func readBundle(bundle string) (*specs.Spec, error) {
 	if st, err := os.Stat(s.Root.Path); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("config.json: root.path %s is not a directory", s.Root.Path)
 	}
-	if s.Process.ApparmorProfile != "" {
-		return nil, fmt.Errorf("config.json: process.apparmorProfile %q: kite does not apply AppArmor profiles", s.Process.ApparmorProfile)
+	if p := s.Process; p != nil && p.ApparmorProfile != "" {
+		return nil, fmt.Errorf("config.json: process.apparmorProfile %q: kite does not apply AppArmor profiles", p.ApparmorProfile)
 	}
-	if s.Process.SelinuxLabel != "" || (s.Linux != nil && s.Linux.MountLabel != "") {
+	if (s.Process != nil && s.Process.SelinuxLabel != "") || (s.Linux != nil && s.Linux.MountLabel != "") {
 		return nil, errors.New("config.json: SELinux labels: kite does not apply them")
 	}
-	if s.Process.Terminal {
+	if s.Process != nil && s.Process.Terminal {
 		return nil, errors.New("config.json: process.terminal: kite oci does not give containers a terminal yet; set it to false")
 	}
 	if s.Linux == nil {
 		s.Linux = &specs.Linux{}
 	}
+	for _, p := range append(append([]string{}, s.Linux.MaskedPaths...), s.Linux.ReadonlyPaths...) {
+		if !filepath.IsAbs(p) {
+			return nil, fmt.Errorf("config.json: masked or read-only path %q must be absolute", p)
+		}
+	}
+	switch s.Linux.RootfsPropagation {
+	case "", "shared", "rshared", "slave", "rslave", "private", "rprivate", "unbindable", "runbindable":
+	default:
+		return nil, fmt.Errorf("config.json: linux.rootfsPropagation %q: use shared, slave, private or unbindable", s.Linux.RootfsPropagation)
+	}
 	return &s, nil
+}
+
+// checkCapabilities refuses a capability name the kernel does not know: a set that cannot be
+// applied as written is an error (runtime-spec config.md, "capabilities").
+func checkCapabilities(c *specs.LinuxCapabilities) error {
+	if c == nil {
+		return nil
+	}
+	last, err := capability.LastCap()
+	if err != nil {
+		return fmt.Errorf("find the kernel's capabilities: %w", err)
+	}
+	known := map[string]bool{}
+	for n := capability.Cap(0); n <= last; n++ {
+		known["CAP_"+strings.ToUpper(n.String())] = true
+	}
+	for _, set := range [][]string{c.Bounding, c.Effective, c.Inheritable, c.Permitted, c.Ambient} {
+		for _, name := range set {
+			if !known[name] {
+				return fmt.Errorf("config.json: capability %q is unknown to this kernel (names look like CAP_CHOWN)", name)
+			}
+		}
+	}
+	return nil
 }
 
 // write writes the pod directory: pod.json, the pod's config.json, and the app's config.json,
@@ -170,7 +211,7 @@ func (c *Created) write(s *specs.Spec, bundle string, o CreateOptions) error {
 // when it has none, its id maps (kite's default ones when it gives none), hostname and
 // annotations.
 func podSpec(s *specs.Spec) (*specs.Spec, error) {
-	pod := &specs.Spec{Version: s.Version, Hostname: s.Hostname, Annotations: s.Annotations, Linux: &specs.Linux{}}
+	pod := &specs.Spec{Version: s.Version, Hostname: s.Hostname, Annotations: s.Annotations, Linux: &specs.Linux{Sysctl: s.Linux.Sysctl}}
 	hasUser, hasUTS := false, false
 	for _, ns := range s.Linux.Namespaces {
 		if ns.Path != "" {
@@ -219,7 +260,10 @@ func applicableResources(res *specs.LinuxResources, warn func(string)) *specs.Li
 			skipped = append(skipped, name)
 		}
 	}
-	add(len(res.Devices) > 0, "devices (a user namespace cannot make device nodes; only those of linux.devices are bound in)")
+	// Denying every device is what a user namespace does anyway: only the nodes bound in from the
+	// host (the default devices and linux.devices) can be opened.
+	add(slices.ContainsFunc(res.Devices, func(d specs.LinuxDeviceCgroup) bool { return d.Allow }),
+		"devices (without a device cgroup, the container can open the nodes bound in from the host: the default devices and linux.devices)")
 	add(res.BlockIO != nil, "blockIO")
 	add(len(res.HugepageLimits) > 0, "hugepageLimits")
 	add(res.Network != nil, "network")

@@ -214,11 +214,17 @@ func supervise(conn *syncproto.Conn, initPid int, podDir string, sigs <-chan os.
 			}
 		case m := <-msgs:
 			switch m.Type {
-			case syncproto.Created:
+			case syncproto.RuntimeHooks, syncproto.Created:
 				if oci == nil {
-					return exitcode.Failed, errors.New("the pod's init sent created, which only an OCI container's sends")
+					return exitcode.Failed, fmt.Errorf("the pod's init sent %s, which only an OCI container's sends", m.Type)
 				}
-				if err := oci.created(); err != nil {
+				var err error
+				if m.Type == syncproto.RuntimeHooks {
+					err = oci.runtimeHooks(conn)
+				} else {
+					err = oci.created()
+				}
+				if err != nil {
 					return exitcode.Failed, err
 				}
 			case syncproto.Started:

@@ -45,13 +45,11 @@ func (c *ociControl) state(status specs.ContainerState) specs.State {
 	return c.oci.State(string(status), c.initPid)
 }
 
-// created runs once the init says the container is created: the prestart and createRuntime
-// hooks (runtime-spec lifecycle steps 3 and 4; createContainer ran in the init), then the start
-// socket, then the answer to kite oci create.
-func (c *ociControl) created() error {
-	if err := poddir.WriteFileAtomic(filepath.Join(c.podDir, poddir.PidFile), []byte(strconv.Itoa(c.initPid)+"\n"), 0o644); err != nil {
-		return err
-	}
+// runtimeHooks runs the prestart and createRuntime hooks (runtime-spec lifecycle steps 3 and 4),
+// when the init has the container's namespaces and mounts but has not pivoted yet, and lets the
+// init go on (to the createContainer hooks, step 5). Their state says created: the runtime
+// environment is (runtime.md, "State").
+func (c *ociControl) runtimeHooks(init *syncproto.Conn) error {
 	if h := c.oci.Hooks; h != nil {
 		if err := ocihooks.Run("prestart", h.Prestart, c.state(specs.StateCreated)); err != nil {
 			return err
@@ -59,6 +57,15 @@ func (c *ociControl) created() error {
 		if err := ocihooks.Run("createRuntime", h.CreateRuntime, c.state(specs.StateCreated)); err != nil {
 			return err
 		}
+	}
+	return init.Send(syncproto.Message{Type: syncproto.RuntimeHooks})
+}
+
+// created runs once the init says the container is created: it opens the start socket and
+// answers kite oci create.
+func (c *ociControl) created() error {
+	if err := poddir.WriteFileAtomic(filepath.Join(c.podDir, poddir.PidFile), []byte(strconv.Itoa(c.initPid)+"\n"), 0o644); err != nil {
+		return err
 	}
 	l, err := startsock.Listen(c.podDir)
 	if err != nil {
@@ -93,7 +100,7 @@ func (c *ociControl) started() error {
 		c.starting = nil
 	}
 	if h := c.oci.Hooks; h != nil {
-		if err := ocihooks.Run("poststart", h.Poststart, c.state(specs.StateRunning)); err != nil {
+		if err := ocihooks.RunAll("poststart", h.Poststart, c.state(specs.StateRunning)); err != nil {
 			fmt.Fprintln(os.Stderr, "kite: warning:", err)
 		}
 	}

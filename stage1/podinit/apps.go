@@ -32,6 +32,8 @@ type appConfig struct {
 		// Seccomp is only looked at for being there: the init loads the filter stage0 compiled
 		// from it into the app's directory.
 		Seccomp *struct{} `json:"seccomp"`
+		// RootfsPropagation is the propagation of the app's root mount: rslave unless set.
+		RootfsPropagation string `json:"rootfsPropagation"`
 	} `json:"linux"`
 }
 
@@ -41,9 +43,6 @@ func assembleApp(podDir, root, name string) (*appConfig, error) {
 	c := &appConfig{name: name}
 	if err := poddir.ReadJSON(appDir, poddir.ConfigFile, c); err != nil {
 		return nil, err
-	}
-	if c.Process == nil {
-		return nil, fmt.Errorf("app %s: config.json has no process", name)
 	}
 	var layers poddir.Rootfs
 	if err := poddir.ReadJSON(appDir, poddir.RootfsFile, &layers); err != nil {
@@ -64,9 +63,14 @@ func assembleApp(podDir, root, name string) (*appConfig, error) {
 			c.Mounts[i].Source = filepath.Join(podDir, m.Source)
 		}
 	}
+	// An OCI container may be created without a process; it then fails to start.
+	cwd := ""
+	if c.Process != nil {
+		cwd = c.Process.Cwd
+	}
 	opts := rootfs.Options{
 		Readonly:      c.Root != nil && c.Root.Readonly,
-		Cwd:           c.Process.Cwd,
+		Cwd:           cwd,
 		MaskedPaths:   c.Linux.MaskedPaths,
 		ReadonlyPaths: c.Linux.ReadonlyPaths,
 	}
@@ -128,8 +132,14 @@ func startApps(apps []*appConfig, ids procView, preserved int) ([]*runningApp, *
 		if i == 0 {
 			fds += preserved
 		}
+		if c.Process == nil {
+			return nil, nil, fmt.Errorf("app %s: config.json has no process to run", c.name)
+		}
 		app, err := prepareApp(c.Process, "/"+filepath.Join(rootfs.AppsDir, c.name), c.filter, ids, fds)
 		if err != nil {
+			return nil, nil, fmt.Errorf("app %s: %w", c.name, err)
+		}
+		if app.RootPropagation, err = rootfs.Propagation(c.Linux.RootfsPropagation); err != nil {
 			return nil, nil, fmt.Errorf("app %s: %w", c.name, err)
 		}
 		var slave *os.File

@@ -26,14 +26,28 @@ func hostPid() (int, error) {
 	return pid, nil
 }
 
-// createContainerHooks runs an OCI container's createContainer hooks: in the container's
-// namespaces, before the init pivots into its root, so that their paths resolve as the runtime
-// sees them (runtime-spec config.md, "createContainer Hooks").
-func createContainerHooks(oci *poddir.OCI, pid int) error {
-	if oci.Hooks == nil {
+// createHooks runs an OCI container's hooks of the create operation, in the order of
+// runtime-spec's lifecycle, before the init pivots into the container's root: the monitor runs
+// the prestart and createRuntime hooks in the runtime's namespaces, then the init the
+// createContainer hooks in the container's, with paths that resolve as the runtime sees them.
+func createHooks(conn *syncproto.Conn, oci *poddir.OCI, pid int) error {
+	h := oci.Hooks
+	if h == nil {
 		return nil
 	}
-	return ocihooks.Run("createContainer", oci.Hooks.CreateContainer, oci.State(string(specs.StateCreating), pid))
+	if len(h.Prestart) > 0 || len(h.CreateRuntime) > 0 {
+		if err := conn.Send(syncproto.Message{Type: syncproto.RuntimeHooks}); err != nil {
+			return err
+		}
+		m, err := conn.Recv()
+		if err != nil {
+			return fmt.Errorf("wait for the prestart and createRuntime hooks: %w", err)
+		}
+		if m.Type != syncproto.RuntimeHooks {
+			return fmt.Errorf("wait for the prestart and createRuntime hooks: the monitor sent %q", m.Type)
+		}
+	}
+	return ocihooks.Run("createContainer", h.CreateContainer, oci.State(string(specs.StateCreated), pid))
 }
 
 // startContainerHooks runs an OCI container's startContainer hooks once kite oci start asks for

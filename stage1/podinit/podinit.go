@@ -29,6 +29,7 @@ type podConfig struct {
 		Namespaces []struct {
 			Type string `json:"type"`
 		} `json:"namespaces"`
+		Sysctl map[string]string `json:"sysctl"`
 	} `json:"linux"`
 }
 
@@ -110,12 +111,15 @@ func run(conn *syncproto.Conn, podDir string) error {
 		apps = append(apps, app)
 	}
 	phase.Mark("init", "roots assembled")
+	if err := setSysctls(spec.Linux.Sysctl); err != nil {
+		return err
+	}
 	ociPid := 0
 	if pod.OCI != nil {
 		if ociPid, err = hostPid(); err != nil {
 			return err
 		}
-		if err := createContainerHooks(pod.OCI, ociPid); err != nil {
+		if err := createHooks(conn, pod.OCI, ociPid); err != nil {
 			return err
 		}
 	}

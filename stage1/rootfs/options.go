@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"fmt"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -49,6 +50,21 @@ var propagationOptions = map[string]uintptr{
 	"rshared":     unix.MS_SHARED | unix.MS_REC,
 	"unbindable":  unix.MS_UNBINDABLE,
 	"runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
+}
+
+// Propagation converts a root propagation (linux.rootfsPropagation) to the flags that make the
+// root mount, and those below it, so; 0 for "", which leaves the app's root a recursive slave, as
+// the app's start makes it.
+func Propagation(name string) (uintptr, error) {
+	if name == "" {
+		return 0, nil
+	}
+	f, ok := propagationOptions[name]
+	if !ok {
+		return 0, fmt.Errorf("root propagation %q is unknown", name)
+	}
+	// What is set on the root reaches every mount below it.
+	return f | unix.MS_REC, nil
 }
 
 // OptionNames lists the mount options kite knows, beside filesystem data such as mode= or size=,

@@ -164,7 +164,15 @@ func bindMount(m specs.Mount, dest string, o mountOptions) error {
 		if o.recursive {
 			at = unix.AT_RECURSIVE
 		}
-		if err := unix.MountSetattr(unix.AT_FDCWD, dest, uint(at), &attr); err != nil {
+		err := unix.MountSetattr(unix.AT_FDCWD, dest, uint(at), &attr)
+		if err == unix.EPERM && (attr.Attr_set|attr.Attr_clr)&unix.MOUNT_ATTR__ATIME != 0 {
+			// A user namespace cannot change the access-time behaviour of a mount it got from the
+			// host (the kernel locks it): the bind keeps the host's; the other options apply.
+			attr.Attr_set &^= unix.MOUNT_ATTR__ATIME
+			attr.Attr_clr &^= unix.MOUNT_ATTR__ATIME
+			err = unix.MountSetattr(unix.AT_FDCWD, dest, uint(at), &attr)
+		}
+		if err != nil {
 			return fmt.Errorf("set options %v on %s: %w", m.Options, m.Destination, os.NewSyscallError("mount_setattr", err))
 		}
 	}
