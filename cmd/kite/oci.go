@@ -124,7 +124,7 @@ func ociCreateCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Value: ".", Usage: "the bundle `DIR`ectory, with config.json"},
 			&cli.StringFlag{Name: "pid-file", Usage: "write the container process's pid to `FILE`"},
-			&cli.StringFlag{Name: "console-socket", Usage: "not supported: kite oci gives containers no terminal yet"},
+			&cli.StringFlag{Name: "console-socket", Usage: "send the controlling side of the container's terminal (process.terminal) to the unix socket `PATH`"},
 			&cli.IntFlag{Name: "preserve-fds", Usage: "pass `N` descriptors from 3 on to the container's program"},
 			&cli.BoolFlag{Name: "no-pivot", Usage: "accepted for compatibility; kite always pivots"},
 			&cli.BoolFlag{Name: "no-new-keyring", Usage: "accepted for compatibility"},
@@ -137,9 +137,6 @@ func ociCreate(c *cli.Context) error {
 	id, err := ociID(c)
 	if err != nil {
 		return err
-	}
-	if c.String("console-socket") != "" {
-		return errors.New("--console-socket: kite oci gives containers no terminal yet")
 	}
 	preserve := c.Int("preserve-fds")
 	if preserve < 0 {
@@ -155,7 +152,8 @@ func ociCreate(c *cli.Context) error {
 		return seccompFilter(h, p, nil)
 	}
 	warn := func(msg string) { fmt.Fprintln(os.Stderr, "kite: warning:", msg) }
-	ctr, err := oci.Create(oci.CreateOptions{Root: ociRoot(c), ID: id, Bundle: c.String("bundle"), Compile: compile, Warn: warn})
+	ctr, err := oci.Create(oci.CreateOptions{Root: ociRoot(c), ID: id, Bundle: c.String("bundle"),
+		ConsoleSocket: c.String("console-socket"), Compile: compile, Warn: warn})
 	if err != nil {
 		return err
 	}

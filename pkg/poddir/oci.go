@@ -12,6 +12,9 @@ type OCI struct {
 	Bundle      string            `json:"bundle"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Hooks       *specs.Hooks      `json:"hooks,omitempty"`
+	// ConsoleSocket is where the controlling side of the app's terminal goes (create
+	// --console-socket), when config.json asks for a terminal.
+	ConsoleSocket string `json:"consoleSocket,omitempty"`
 }
 
 // Files of an OCI container's directory, beside the pod directory's.

@@ -20,6 +20,8 @@ import (
 // CreateOptions are kite oci create's.
 type CreateOptions struct {
 	Root, ID, Bundle string
+	// ConsoleSocket receives the controlling side of the container's terminal.
+	ConsoleSocket string
 	// Compile turns a seccomp profile into the BPF program stage1 loads.
 	Compile func(*specs.LinuxSeccomp) ([]byte, error)
 	// Warn reports what kite cannot apply and leaves out.
@@ -47,6 +49,17 @@ func Create(o CreateOptions) (*Created, error) {
 	s, err := readBundle(bundle)
 	if err != nil {
 		return nil, err
+	}
+	terminal := s.Process != nil && s.Process.Terminal
+	switch {
+	case terminal && o.ConsoleSocket == "":
+		return nil, errors.New("config.json asks for a terminal (process.terminal): give --console-socket, where kite oci sends it")
+	case !terminal && o.ConsoleSocket != "":
+		return nil, errors.New("--console-socket: config.json asks for no terminal (process.terminal is false)")
+	case terminal:
+		if o.ConsoleSocket, err = filepath.Abs(o.ConsoleSocket); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(o.Root, 0o700); err != nil {
 		return nil, fmt.Errorf("make the state directory: %w", err)
@@ -111,9 +124,6 @@ func readBundle(bundle string) (*specs.Spec, error) {
 	}
 	if (s.Process != nil && s.Process.SelinuxLabel != "") || (s.Linux != nil && s.Linux.MountLabel != "") {
 		return nil, errors.New("config.json: SELinux labels: kite does not apply them")
-	}
-	if s.Process != nil && s.Process.Terminal {
-		return nil, errors.New("config.json: process.terminal: kite oci does not give containers a terminal yet; set it to false")
 	}
 	if s.Linux == nil {
 		s.Linux = &specs.Linux{}
@@ -200,7 +210,7 @@ func (c *Created) write(s *specs.Spec, bundle string, o CreateOptions) error {
 		Created:       time.Now().UTC(),
 		Apps:          []poddir.App{{Name: AppName, Image: bundle}},
 		ExitPolicy:    poddir.ExitAll,
-		OCI:           &poddir.OCI{ID: c.ID, Bundle: bundle, Annotations: s.Annotations, Hooks: s.Hooks},
+		OCI:           &poddir.OCI{ID: c.ID, Bundle: bundle, Annotations: s.Annotations, Hooks: s.Hooks, ConsoleSocket: o.ConsoleSocket},
 	}
 	c.Created = c.Pod.Created
 	// Last: a directory with pod.json is a container kite oci lists.

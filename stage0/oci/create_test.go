@@ -171,17 +171,17 @@ func TestCreateRefuses(t *testing.T) {
 		edit func(*specs.Spec)
 		want string
 	}{
-		"unknown capability":   {func(s *specs.Spec) { s.Process.Capabilities.Bounding = []string{"CAP_FLY"} }, "CAP_FLY"},
-		"relative masked path": {func(s *specs.Spec) { s.Linux.MaskedPaths = []string{"proc/kcore"} }, "proc/kcore"},
-		"missing root":         {func(s *specs.Spec) { s.Root.Path = "nowhere" }, "root.path"},
-		"ociVersion 2":         {func(s *specs.Spec) { s.Version = "2.0.0" }, "ociVersion"},
-		"namespace path":       {func(s *specs.Spec) { s.Linux.Namespaces[0].Path = "/proc/1/ns/pid" }, "does not join"},
-		"hostname without uts": {func(s *specs.Spec) { s.Linux.Namespaces = s.Linux.Namespaces[:2] }, "uts"},
-		"no mount namespace":   {func(s *specs.Spec) { s.Linux.Namespaces = s.Linux.Namespaces[:1] }, "mount"},
-		"relative cwd":         {func(s *specs.Spec) { s.Process.Cwd = "tmp" }, "process.cwd"},
-		"terminal":             {func(s *specs.Spec) { s.Process.Terminal = true }, "terminal"},
-		"apparmor":             {func(s *specs.Spec) { s.Process.ApparmorProfile = "p" }, "AppArmor"},
-		"rootfs propagation":   {func(s *specs.Spec) { s.Linux.RootfsPropagation = "sideways" }, "rootfsPropagation"},
+		"unknown capability":                {func(s *specs.Spec) { s.Process.Capabilities.Bounding = []string{"CAP_FLY"} }, "CAP_FLY"},
+		"relative masked path":              {func(s *specs.Spec) { s.Linux.MaskedPaths = []string{"proc/kcore"} }, "proc/kcore"},
+		"missing root":                      {func(s *specs.Spec) { s.Root.Path = "nowhere" }, "root.path"},
+		"ociVersion 2":                      {func(s *specs.Spec) { s.Version = "2.0.0" }, "ociVersion"},
+		"namespace path":                    {func(s *specs.Spec) { s.Linux.Namespaces[0].Path = "/proc/1/ns/pid" }, "does not join"},
+		"hostname without uts":              {func(s *specs.Spec) { s.Linux.Namespaces = s.Linux.Namespaces[:2] }, "uts"},
+		"no mount namespace":                {func(s *specs.Spec) { s.Linux.Namespaces = s.Linux.Namespaces[:1] }, "mount"},
+		"relative cwd":                      {func(s *specs.Spec) { s.Process.Cwd = "tmp" }, "process.cwd"},
+		"terminal without a console socket": {func(s *specs.Spec) { s.Process.Terminal = true }, "--console-socket"},
+		"apparmor":                          {func(s *specs.Spec) { s.Process.ApparmorProfile = "p" }, "AppArmor"},
+		"rootfs propagation":                {func(s *specs.Spec) { s.Linux.RootfsPropagation = "sideways" }, "rootfsPropagation"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

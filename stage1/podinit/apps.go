@@ -21,8 +21,11 @@ import (
 
 // appConfig is the part of an app's config.json the init applies.
 type appConfig struct {
-	name    string
-	filter  []byte
+	name   string
+	filter []byte
+	// console is the terminal side of a pseudo-terminal whose other side went to an OCI
+	// container's console socket at create.
+	console *os.File
 	Process *specs.Process `json:"process"`
 	Root    *specs.Root    `json:"root"`
 	Mounts  []specs.Mount  `json:"mounts"`
@@ -143,7 +146,11 @@ func startApps(apps []*appConfig, ids procView, preserved int) ([]*runningApp, *
 			return nil, nil, fmt.Errorf("app %s: %w", c.name, err)
 		}
 		var slave *os.File
-		if c.Process.Terminal {
+		switch {
+		case c.console != nil:
+			slave, c.console = c.console, nil
+			app.Terminal = slave
+		case c.Process.Terminal:
 			if term != nil {
 				return nil, nil, errors.New("only one app of a pod can have a terminal")
 			}

@@ -104,3 +104,34 @@ func awaitStart(conn *syncproto.Conn, sigs chan os.Signal) error {
 		}
 	}
 }
+
+// dialConsole connects to the console socket of kite oci create --console-socket, before the
+// init pivots away from the path.
+func dialConsole(path string) (int, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("connect to the console socket %s: %w", path, err)
+	}
+	return fd, nil
+}
+
+// sendConsole opens the app's terminal now, at create, and sends its controlling side over the
+// console socket conn, as engines expect (runc's console socket protocol: one message whose
+// SCM_RIGHTS carry the descriptor). It returns the terminal side, which the app gets at start.
+func sendConsole(conn int, app *appConfig, root string) (*os.File, error) {
+	defer unix.Close(conn)
+	term, slave, err := newTerminal(root, app.Process)
+	if err != nil {
+		return nil, err
+	}
+	defer term.master.Close()
+	if err := unix.Sendmsg(conn, []byte("console"), unix.UnixRights(int(term.master.Fd())), nil, 0); err != nil {
+		slave.Close()
+		return nil, fmt.Errorf("send the terminal to the console socket: %w", os.NewSyscallError("sendmsg", err))
+	}
+	return slave, nil
+}

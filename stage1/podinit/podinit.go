@@ -114,10 +114,15 @@ func run(conn *syncproto.Conn, podDir string) error {
 	if err := setSysctls(spec.Linux.Sysctl); err != nil {
 		return err
 	}
-	ociPid := 0
+	ociPid, console := 0, -1
 	if pod.OCI != nil {
 		if ociPid, err = hostPid(); err != nil {
 			return err
+		}
+		if path := pod.OCI.ConsoleSocket; path != "" {
+			if console, err = dialConsole(path); err != nil {
+				return err
+			}
 		}
 		if err := createHooks(conn, pod.OCI, ociPid); err != nil {
 			return err
@@ -125,6 +130,11 @@ func run(conn *syncproto.Conn, podDir string) error {
 	}
 	if err := rootfs.Pivot(root); err != nil {
 		return err
+	}
+	if console >= 0 {
+		if apps[0].console, err = sendConsole(console, apps[0], "/"+filepath.Join(rootfs.AppsDir, apps[0].name)); err != nil {
+			return err
+		}
 	}
 	if spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
