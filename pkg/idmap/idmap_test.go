@@ -81,3 +81,24 @@ func TestParseSubordinate(t *testing.T) {
 		t.Fatalf("follow gave %v: ids inside must follow each other", m)
 	}
 }
+
+func TestRootMappings(t *testing.T) {
+	dir := t.TempDir()
+	write := func(content string) string {
+		p := filepath.Join(dir, "map")
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	host := rootMappings(write("         0          0 4294967295\n"))
+	if !reflect.DeepEqual(host, []specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 65536}}) {
+		t.Errorf("on the host: %v", host)
+	}
+	// Root of a rootless engine's namespace: each extent maps onto one of the parent's.
+	nested := rootMappings(write("0 1001 1\n1 100000 65536\n65537 200000 65536\n"))
+	want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 1}, {ContainerID: 1, HostID: 1, Size: 65536}, {ContainerID: 65537, HostID: 65537, Size: 65536}}
+	if !reflect.DeepEqual(nested, want) {
+		t.Errorf("in a user namespace: %v, want %v", nested, want)
+	}
+}

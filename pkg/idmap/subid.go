@@ -21,9 +21,7 @@ func Default() (uids, gids []specs.LinuxIDMapping, ranges bool) {
 	uids = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(uid), Size: 1}}
 	gids = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(gid), Size: 1}}
 	if uid == 0 {
-		// root maps itself and the ids above it that a pod of another user would use.
-		return []specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 65536}},
-			[]specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 65536}}, true
+		return rootMappings("/proc/self/uid_map"), rootMappings("/proc/self/gid_map"), true
 	}
 	name := strconv.Itoa(uid)
 	if u, err := user.LookupId(name); err == nil {
@@ -40,6 +38,23 @@ func Default() (uids, gids []specs.LinuxIDMapping, ranges bool) {
 		}
 	}
 	return follow(uids, subU), follow(gids, subG), true
+}
+
+// rootMappings maps root's ids to themselves. On the host, that is 0 to 65535. In a user
+// namespace of its own (podman's, which runs its runtime as root there), it is every id that
+// namespace has, extent by extent of its map file: the kernel takes each extent of a new map from
+// one extent of its parent's.
+func rootMappings(file string) []specs.LinuxIDMapping {
+	host := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 65536}}
+	parent, err := Read(file)
+	if err != nil || len(parent) == 0 || (len(parent) == 1 && parent[0].HostID == 0 && parent[0].ContainerID == 0 && parent[0].Size == 1<<32-1) {
+		return host
+	}
+	var m []specs.LinuxIDMapping
+	for _, e := range parent {
+		m = append(m, specs.LinuxIDMapping{ContainerID: e.ContainerID, HostID: e.ContainerID, Size: e.Size})
+	}
+	return m
 }
 
 // subordinate reads the ranges of the user called name (or numbered uid) from file, in the
