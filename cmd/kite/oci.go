@@ -265,7 +265,7 @@ func ociMonitor(c *cli.Context, ready, lock *os.File) error {
 	if err != nil {
 		return err
 	}
-	if err := pods.ExecDir(stage1, dir, id, lock, &s, group, map[string]*os.File{poddir.ReadyFdEnv: ready}); err != nil {
+	if err := pods.ExecDir(stage1, dir, id, lock, &s, group, map[string]*os.File{poddir.ReadyFdEnv: ready}, true); err != nil {
 		return err
 	}
 	return errors.New("the monitor did not start")

@@ -29,6 +29,10 @@ const (
 // container is created, or why it is not (a ReadyMessage).
 const ReadyFdEnv = "_KITE_READY_FD"
 
+// InitPidfdEnv carries a pidfd of an OCI container's init to its monitor, which is the init's
+// sibling, not its parent.
+const InitPidfdEnv = "_KITE_INIT_PIDFD"
+
 // ReadyMessage is the monitor's answer to kite oci create, and to kite oci start on StartSocket.
 type ReadyMessage struct {
 	OK    bool   `json:"ok"`

@@ -69,13 +69,20 @@ var nsFlags = map[specs.LinuxNamespaceType]uintptr{
 }
 
 // CloneFlags translates config.json's namespaces into clone(2) flags. Every pod gets a new user
-// namespace; joining existing namespaces is not supported.
+// namespace. A network or IPC namespace given by path is joined (JoinPaths), not made; joining
+// namespaces of other types is not supported.
 func CloneFlags(namespaces []specs.LinuxNamespace) (uintptr, error) {
 	var flags uintptr
 	for _, ns := range namespaces {
 		f, ok := nsFlags[ns.Type]
-		if !ok || ns.Path != "" {
-			return 0, fmt.Errorf("config.json: namespace %q (path %q) is not supported", ns.Type, ns.Path)
+		if !ok {
+			return 0, fmt.Errorf("config.json: namespace %q is not supported", ns.Type)
+		}
+		if ns.Path != "" {
+			if !joinable[ns.Type] {
+				return 0, fmt.Errorf("config.json: namespace %s at %s: kite joins only network and ipc namespaces by path", ns.Type, ns.Path)
+			}
+			continue
 		}
 		flags |= f
 	}
@@ -83,6 +90,60 @@ func CloneFlags(namespaces []specs.LinuxNamespace) (uintptr, error) {
 		return 0, errors.New("config.json: kite runs every pod in a user namespace")
 	}
 	return flags, nil
+}
+
+// joinable are the namespaces a pod may join by path: kite makes its user namespace inside the
+// caller's, so the pod's processes keep no privilege over the namespaces they join, which only
+// suits those whose set-up the caller owns (an engine's network namespace).
+var joinable = map[specs.LinuxNamespaceType]bool{specs.NetworkNamespace: true, specs.IPCNamespace: true}
+
+// JoinPaths moves the calling thread, which must be locked to its goroutine and be the one that
+// calls Start next, into the namespaces config.json names by path, so that the pod's init is
+// forked in them, and sets there the sysctls that belong to them: the pod's init, root of a user
+// namespace inside the caller's, has no privilege over them. The returned function moves the
+// thread back.
+func JoinPaths(namespaces []specs.LinuxNamespace, sysctls map[string]string) (restore func(), err error) {
+	var back []*os.File
+	restore = func() {
+		for i := len(back) - 1; i >= 0; i-- {
+			unix.Setns(int(back[i].Fd()), 0)
+			back[i].Close()
+		}
+	}
+	for _, ns := range namespaces {
+		if ns.Path == "" || !joinable[ns.Type] {
+			continue
+		}
+		name := map[specs.LinuxNamespaceType]string{specs.NetworkNamespace: "net", specs.IPCNamespace: "ipc"}[ns.Type]
+		own, err := os.Open("/proc/thread-self/ns/" + name)
+		if err != nil {
+			restore()
+			return nil, err
+		}
+		target, err := os.Open(ns.Path)
+		if err != nil {
+			own.Close()
+			restore()
+			return nil, fmt.Errorf("join the %s namespace: %w", ns.Type, err)
+		}
+		err = unix.Setns(int(target.Fd()), int(nsFlags[ns.Type]))
+		target.Close()
+		if err != nil {
+			own.Close()
+			restore()
+			return nil, fmt.Errorf("join the %s namespace at %s: %w", ns.Type, ns.Path, os.NewSyscallError("setns", err))
+		}
+		back = append(back, own)
+		for key, value := range sysctls {
+			if SysctlNamespace(key) == ns.Type {
+				if err := SetSysctl(key, value); err != nil {
+					restore()
+					return nil, err
+				}
+			}
+		}
+	}
+	return restore, nil
 }
 
 // CloseExtraFDs marks every descriptor from first on close-on-exec, so that descriptors inherited
@@ -120,7 +181,11 @@ func CloseExtraFDs(first int) error {
 // SIGKILL as its parent-death signal, waits for one message on the sync socket (end-of-file means
 // its parent is gone), clears close-on-exec on the socket and execs argv[0] with env. The parent
 // must call Start from the thread that lives on: the parent-death signal fires when it exits.
-func Start(cloneFlags uintptr, argv, env []string, syncFd int) (int, error) {
+//
+// With sibling, the child is the caller's sibling rather than its child (CLONE_PARENT), and has
+// no parent-death signal: kite oci's container outlives the process that forked it, and the
+// caller of kite oci create (an engine's monitor such as conmon) reaps it and gets its status.
+func Start(cloneFlags uintptr, argv, env []string, syncFd int, sibling bool) (int, error) {
 	path, err := syscall.BytePtrFromString(argv[0])
 	if err != nil {
 		return 0, err
@@ -135,6 +200,11 @@ func Start(cloneFlags uintptr, argv, env []string, syncFd int) (int, error) {
 		env:  uintptr(unsafe.Pointer(&envp[0])),
 		sync: uintptr(syncFd),
 	}
+	if sibling {
+		cloneFlags |= unix.CLONE_PARENT
+	} else {
+		a.deathSignal = uintptr(unix.SIGKILL)
+	}
 	pid, errno := forkBlocked(func() (int, syscall.Errno) { return forkInit(cloneFlags|uintptr(unix.SIGCHLD), &a) })
 	// The pointers must stay valid until the fork has copied them.
 	runtime.KeepAlive(path)
@@ -148,6 +218,8 @@ func Start(cloneFlags uintptr, argv, env []string, syncFd int) (int, error) {
 
 type childArgs struct {
 	path, argv, env, sync uintptr
+	// deathSignal is the child's parent-death signal, 0 for none.
+	deathSignal uintptr
 }
 
 // execArgs converts argv and env to the NULL-terminated arrays execve(2) takes.
@@ -202,7 +274,9 @@ func forkInit(flags uintptr, a *childArgs) (int, syscall.Errno) {
 	}
 	// The child: raw system calls only, from here to the exec.
 	syscall.RawSyscall(syscall.SYS_SETSID, 0, 0, 0)
-	syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0, 0)
+	if a.deathSignal != 0 {
+		syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_PDEATHSIG, a.deathSignal, 0, 0, 0, 0)
+	}
 	var buf [128]byte
 	n, _, e := syscall.RawSyscall(syscall.SYS_READ, a.sync, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
 	if e == 0 && n > 0 {

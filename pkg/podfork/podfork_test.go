@@ -26,7 +26,8 @@ func TestCloneFlags(t *testing.T) {
 		{"network and cgroup", ns(specs.UserNamespace, specs.NetworkNamespace, specs.CgroupNamespace),
 			unix.CLONE_NEWUSER | unix.CLONE_NEWNET | unix.CLONE_NEWCGROUP, false},
 		{"no user namespace", ns(specs.MountNamespace), 0, true},
-		{"joining a namespace", []specs.LinuxNamespace{{Type: specs.UserNamespace}, {Type: specs.NetworkNamespace, Path: "/proc/1/ns/net"}}, 0, true},
+		{"joining a network namespace", []specs.LinuxNamespace{{Type: specs.UserNamespace}, {Type: specs.NetworkNamespace, Path: "/proc/1/ns/net"}}, unix.CLONE_NEWUSER, false},
+		{"joining a pid namespace", []specs.LinuxNamespace{{Type: specs.UserNamespace}, {Type: specs.PIDNamespace, Path: "/proc/1/ns/pid"}}, 0, true},
 		{"unknown type", ns(specs.UserNamespace, "time"), 0, true},
 	}
 	for _, tt := range tests {

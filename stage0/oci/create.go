@@ -224,8 +224,8 @@ func podSpec(s *specs.Spec) (*specs.Spec, error) {
 	pod := &specs.Spec{Version: s.Version, Hostname: s.Hostname, Annotations: s.Annotations, Linux: &specs.Linux{Sysctl: s.Linux.Sysctl}}
 	hasUser, hasUTS := false, false
 	for _, ns := range s.Linux.Namespaces {
-		if ns.Path != "" {
-			return nil, fmt.Errorf("config.json: namespace %s at %s: kite oci does not join existing namespaces", ns.Type, ns.Path)
+		if ns.Path != "" && ns.Type != specs.NetworkNamespace && ns.Type != specs.IPCNamespace {
+			return nil, fmt.Errorf("config.json: namespace %s at %s: kite oci joins only network and ipc namespaces by path", ns.Type, ns.Path)
 		}
 		if slices.ContainsFunc(pod.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == ns.Type }) {
 			return nil, fmt.Errorf("config.json: namespace %s is listed twice", ns.Type)
@@ -239,7 +239,7 @@ func podSpec(s *specs.Spec) (*specs.Spec, error) {
 		default:
 			return nil, fmt.Errorf("config.json: namespace %q is not supported", ns.Type)
 		}
-		pod.Linux.Namespaces = append(pod.Linux.Namespaces, specs.LinuxNamespace{Type: ns.Type})
+		pod.Linux.Namespaces = append(pod.Linux.Namespaces, specs.LinuxNamespace{Type: ns.Type, Path: ns.Path})
 	}
 	if !slices.ContainsFunc(pod.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.MountNamespace }) {
 		return nil, errors.New("config.json: kite runs every container in a mount namespace of its own; add {\"type\": \"mount\"} to linux.namespaces")
@@ -304,8 +304,10 @@ var hostDevices = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random",
 // appMounts is the app's mount list: the bundle's, made possible in a user namespace, then binds
 // of the default devices and of linux.devices.
 func appMounts(s *specs.Spec, pod *specs.Spec) ([]specs.Mount, error) {
+	// A namespace the container joins belongs to the caller's user namespace, where the
+	// container's root has no privilege to mount its sysfs or mqueue.
 	has := func(t specs.LinuxNamespaceType) bool {
-		return slices.ContainsFunc(pod.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == t })
+		return slices.ContainsFunc(pod.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == t && n.Path == "" })
 	}
 	var out []specs.Mount
 	ownDev := false

@@ -175,7 +175,7 @@ func TestCreateRefuses(t *testing.T) {
 		"relative masked path":              {func(s *specs.Spec) { s.Linux.MaskedPaths = []string{"proc/kcore"} }, "proc/kcore"},
 		"missing root":                      {func(s *specs.Spec) { s.Root.Path = "nowhere" }, "root.path"},
 		"ociVersion 2":                      {func(s *specs.Spec) { s.Version = "2.0.0" }, "ociVersion"},
-		"namespace path":                    {func(s *specs.Spec) { s.Linux.Namespaces[0].Path = "/proc/1/ns/pid" }, "does not join"},
+		"pid namespace path":                {func(s *specs.Spec) { s.Linux.Namespaces[0].Path = "/proc/1/ns/pid" }, "joins only network and ipc"},
 		"hostname without uts":              {func(s *specs.Spec) { s.Linux.Namespaces = s.Linux.Namespaces[:2] }, "uts"},
 		"no mount namespace":                {func(s *specs.Spec) { s.Linux.Namespaces = s.Linux.Namespaces[:1] }, "mount"},
 		"relative cwd":                      {func(s *specs.Spec) { s.Process.Cwd = "tmp" }, "process.cwd"},

@@ -31,13 +31,18 @@ func Exec(stage1 string, p *Locked, s *specs.Spec, cgroup *podcgroup.Group, noti
 	if notify != nil {
 		keep = map[string]*os.File{poddir.NotifyFdEnv: notify}
 	}
-	return ExecDir(stage1, p.Dir, p.UUID, p.lock, s, cgroup, keep)
+	return ExecDir(stage1, p.Dir, p.UUID, p.lock, s, cgroup, keep, false)
 }
 
 // ExecDir is Exec for the pod directory dir of pod id, whose lock this process holds: a pod of
-// kite's, or a container of kite oci. keep names descriptors the monitor gets, by the environment
-// variables that carry them.
-func ExecDir(stage1, dir, id string, lock *os.File, s *specs.Spec, cgroup *podcgroup.Group, keep map[string]*os.File) (err error) {
+// kite's, or, with oci, a container of kite oci. keep names descriptors the monitor gets, by the
+// environment variables that carry them.
+//
+// A container of kite oci outlives kite oci create, whose caller (an engine's monitor, such as
+// conmon) waits for the container's process to get its status: its init is forked as this
+// process's sibling, so that it becomes that caller's child once kite oci create exits, and the
+// monitor follows it through a pidfd instead of waiting for it.
+func ExecDir(stage1, dir, id string, lock *os.File, s *specs.Spec, cgroup *podcgroup.Group, keep map[string]*os.File, oci bool) (err error) {
 	// The init's parent-death signal is tied to the forking thread, which must be the one that
 	// execs (and so lives on as the monitor's main thread).
 	runtime.LockOSThread()
@@ -84,10 +89,24 @@ func ExecDir(stage1, dir, id string, lock *os.File, s *specs.Spec, cgroup *podcg
 	env := podfork.RuntimeEnv(os.Environ())
 	initEnv := append(env[:len(env):len(env)], poddir.SyncFdEnv+"="+strconv.Itoa(childFd))
 	phase.Mark("kite", "fork init")
-	pid, err := podfork.Start(flags, []string{stage1, "init", dir}, initEnv, childFd)
+	restore, err := podfork.JoinPaths(s.Linux.Namespaces, s.Linux.Sysctl)
+	if err != nil {
+		return fmt.Errorf("start pod %s: %w", id, err)
+	}
+	pid, err := podfork.Start(flags, []string{stage1, "init", dir}, initEnv, childFd, oci)
+	restore()
 	child.Close()
 	if err != nil {
 		return fmt.Errorf("start pod %s: %w", id, err)
+	}
+	if oci {
+		// Before anything can reap the init: the pidfd names this process for good.
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			unix.Kill(pid, unix.SIGKILL)
+			return fmt.Errorf("start container %s: %w", id, os.NewSyscallError("pidfd_open", err))
+		}
+		keep[poddir.InitPidfdEnv] = os.NewFile(uintptr(fd), "init pidfd")
 	}
 	if cgroupDir != "" {
 		// Before the init runs: the app inherits it.

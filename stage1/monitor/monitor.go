@@ -125,7 +125,13 @@ func run(podDir string, pod *poddir.Pod, oci **ociControl) (int, error) {
 		// The init may still be waiting for a message that will never come.
 		unix.Kill(initPid, unix.SIGKILL)
 	}
-	ws, waitErr := waitPid(initPid)
+	var ws syscall.WaitStatus
+	var waitErr error
+	if *oci != nil {
+		waitErr = (*oci).waitInit()
+	} else {
+		ws, waitErr = waitPid(initPid)
+	}
 	// The pod's processes have all ended with its init: its network helper and cgroup can go.
 	helper.stop()
 	if dir, rerr := os.ReadFile(filepath.Join(podDir, poddir.CgroupFile)); rerr == nil {
@@ -133,10 +139,14 @@ func run(podDir string, pod *poddir.Pod, oci **ociControl) (int, error) {
 			fmt.Fprintln(os.Stderr, "kite: warning:", rerr)
 		}
 	}
-	if err == nil && code == exitcode.Failed && waitErr == nil && (ws.Signaled() || *oci != nil) && appStarted(podDir) {
+	if *oci != nil {
+		// kite oci's caller reaps the container's init and gets its status; an init that ended
+		// without saying how its app did was killed, which is no error of the monitor's.
+		return code, err
+	}
+	if err == nil && code == exitcode.Failed && waitErr == nil && ws.Signaled() && appStarted(podDir) {
 		// The init was killed (kite stop --force, the OOM killer), and with it every process of
-		// the pod: the app ended by that signal. An OCI container's init, signalled before its
-		// app started, exits with the status the signal gives.
+		// the pod: the app ended by that signal.
 		code = exitcode.FromWaitStatus(ws)
 		st := poddir.ExitStatus{Finished: time.Now().UTC(), Code: code, Signal: unix.SignalName(ws.Signal()), SchemaVersion: poddir.SchemaVersion}
 		return code, poddir.WriteJSON(podDir, poddir.ExitStatusFile, st)

@@ -12,6 +12,7 @@ import (
 	"github.com/kite-runtime/kite/pkg/startsock"
 	"github.com/kite-runtime/kite/pkg/syncproto"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // ociControl is the monitor's part in the lifecycle of a container of kite's OCI runtime: it
@@ -21,6 +22,8 @@ type ociControl struct {
 	oci     *poddir.OCI
 	podDir  string
 	initPid int
+	// initPidfd follows the init, which is the monitor's sibling, not its child.
+	initPidfd int
 	// ready is kite oci create's pipe, until it has its answer.
 	ready    *os.File
 	listener *startsock.Listener
@@ -33,12 +36,41 @@ func newOCIControl(pod *poddir.Pod, podDir string, initPid int) *ociControl {
 	if pod.OCI == nil {
 		return nil
 	}
-	c := &ociControl{oci: pod.OCI, podDir: podDir, initPid: initPid}
-	if fd, err := strconv.Atoi(os.Getenv(poddir.ReadyFdEnv)); err == nil && fd > 2 {
+	c := &ociControl{oci: pod.OCI, podDir: podDir, initPid: initPid, initPidfd: -1}
+	if fd := inheritedFd(poddir.ReadyFdEnv); fd > 2 {
 		c.ready = os.NewFile(uintptr(fd), "ready")
 	}
-	os.Unsetenv(poddir.ReadyFdEnv)
+	c.initPidfd = inheritedFd(poddir.InitPidfdEnv)
 	return c
+}
+
+// inheritedFd takes the descriptor the environment variable name carries (-1 if none), and
+// keeps it from the apps.
+func inheritedFd(name string) int {
+	fd, err := strconv.Atoi(os.Getenv(name))
+	os.Unsetenv(name)
+	if err != nil || fd < 3 {
+		return -1
+	}
+	unix.CloseOnExec(fd)
+	return fd
+}
+
+// waitInit waits until the init has ended: its pidfd turns readable.
+func (c *ociControl) waitInit() error {
+	if c.initPidfd < 0 {
+		return fmt.Errorf("no pidfd of the container's init (%s)", poddir.InitPidfdEnv)
+	}
+	fds := []unix.PollFd{{Fd: int32(c.initPidfd), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, -1)
+		if err == nil {
+			return nil
+		}
+		if err != unix.EINTR {
+			return os.NewSyscallError("poll", err)
+		}
+	}
 }
 
 func (c *ociControl) state(status specs.ContainerState) specs.State {

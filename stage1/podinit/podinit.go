@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/kite-runtime/kite/pkg/exitcode"
 	"github.com/kite-runtime/kite/pkg/phase"
@@ -26,32 +27,38 @@ type podConfig struct {
 	Annotations map[string]string `json:"annotations"`
 	Hostname    string            `json:"hostname"`
 	Linux       struct {
-		Namespaces []struct {
-			Type string `json:"type"`
-		} `json:"namespaces"`
-		Sysctl map[string]string `json:"sysctl"`
+		Namespaces []podNamespace    `json:"namespaces"`
+		Sysctl     map[string]string `json:"sysctl"`
 	} `json:"linux"`
 }
 
-// ownNetwork reports whether the pod has a network namespace of its own.
+// podNamespace is one namespace of the pod: made for it, or joined at Path.
+type podNamespace struct {
+	Type string `json:"type"`
+	Path string `json:"path"`
+}
+
+// ownNetwork reports whether the pod has a network namespace of its own, made for it, not one it
+// joined.
 func (c *podConfig) ownNetwork() bool {
 	for _, ns := range c.Linux.Namespaces {
-		if ns.Type == "network" {
+		if ns.Type == "network" && ns.Path == "" {
 			return true
 		}
 	}
 	return false
 }
 
-// Main runs init for the pod in podDir and returns the process exit code. It only returns on a
-// failure the monitor has already been told about, or could not be told about.
+// Main runs init for the pod in podDir and returns the process exit code: the pod's status once
+// its apps have ended, or a failure's code once the monitor has been told about it (or could not
+// be told).
 func Main(podDir string) int {
 	conn, err := syncproto.FromEnv(poddir.SyncFdEnv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kite-stage1:", err)
 		return exitcode.Failed
 	}
-	err = run(conn, podDir)
+	status, err := run(conn, podDir)
 	if err != nil {
 		code := exitcode.Failed
 		var ce *exitcode.CodedError
@@ -61,33 +68,39 @@ func Main(podDir string) int {
 		conn.Send(syncproto.Message{Type: syncproto.Error, Code: code, Text: err.Error()})
 		return code
 	}
-	return 0
+	// The pod's status, which a kite oci container's caller reaps (kite run's monitor has it from
+	// the exited message).
+	return exitcode.FromWaitStatus(syscall.WaitStatus(status))
 }
 
-func run(conn *syncproto.Conn, podDir string) error {
-	// Gaining capabilities in the exec cleared the parent-death signal the fork set
-	// (commit_creds); arm it again, then make sure the monitor did not die before it was armed.
-	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
-		return os.NewSyscallError("prctl(PR_SET_PDEATHSIG)", err)
+func run(conn *syncproto.Conn, podDir string) (unix.WaitStatus, error) {
+	var pod poddir.Pod
+	if err := poddir.ReadJSON(podDir, poddir.PodFile, &pod); err != nil {
+		return 0, err
+	}
+	if pod.OCI == nil {
+		// Gaining capabilities in the exec cleared the parent-death signal the fork set
+		// (commit_creds); arm it again, then make sure the monitor did not die before it was
+		// armed. A kite oci container's init has none: it outlives its monitor, as its caller's
+		// child.
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+			return 0, os.NewSyscallError("prctl(PR_SET_PDEATHSIG)", err)
+		}
 	}
 	if monitorGone(conn) {
-		return errors.New("the monitor exited")
+		return 0, errors.New("the monitor exited")
 	}
 	// Nothing in the pod may ptrace init or open its /proc files, which lead back to the host
 	// (CVE-2019-5736 used /proc/PID/exe).
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		return os.NewSyscallError("prctl(PR_SET_DUMPABLE)", err)
+		return 0, os.NewSyscallError("prctl(PR_SET_DUMPABLE)", err)
 	}
 	var spec podConfig
 	if err := poddir.ReadJSON(podDir, poddir.ConfigFile, &spec); err != nil {
-		return err
-	}
-	var pod poddir.Pod
-	if err := poddir.ReadJSON(podDir, poddir.PodFile, &pod); err != nil {
-		return err
+		return 0, err
 	}
 	if len(pod.Apps) == 0 {
-		return errors.New("pod.json lists no app")
+		return 0, errors.New("pod.json lists no app")
 	}
 	// Relay signals from the start: one that arrives while the apps start is delivered once they run.
 	sigs := make(chan os.Signal, 32)
@@ -96,87 +109,87 @@ func run(conn *syncproto.Conn, podDir string) error {
 	// What /proc tells, while the init still sees the host's: the pod's root has no /proc.
 	ids, err := readProc()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	root := filepath.Join(podDir, poddir.RootfsDir)
 	if err := rootfs.MountPodRoot(root); err != nil {
-		return err
+		return 0, err
 	}
 	var apps []*appConfig
 	for _, a := range pod.Apps {
 		app, err := assembleApp(podDir, root, a.Name)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		apps = append(apps, app)
 	}
 	phase.Mark("init", "roots assembled")
-	if err := setSysctls(spec.Linux.Sysctl); err != nil {
-		return err
+	if err := setSysctls(&spec); err != nil {
+		return 0, err
 	}
 	ociPid, console := 0, -1
 	if pod.OCI != nil {
 		if ociPid, err = hostPid(); err != nil {
-			return err
+			return 0, err
 		}
 		if path := pod.OCI.ConsoleSocket; path != "" {
 			if console, err = dialConsole(path); err != nil {
-				return err
+				return 0, err
 			}
 		}
 		if err := createHooks(conn, pod.OCI, ociPid); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if err := rootfs.Pivot(root); err != nil {
-		return err
+		return 0, err
 	}
 	if console >= 0 {
 		if apps[0].console, err = sendConsole(console, apps[0], "/"+filepath.Join(rootfs.AppsDir, apps[0].name)); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
-			return os.NewSyscallError("sethostname", err)
+			return 0, os.NewSyscallError("sethostname", err)
 		}
 	}
 	preserved, err := poddir.PreservedFDs(spec.Annotations)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if preserved > 0 && len(apps) > 1 {
-		return errors.New("--preserve-fds: a pod of several apps cannot pass descriptors to one of them")
+		return 0, errors.New("--preserve-fds: a pod of several apps cannot pass descriptors to one of them")
 	}
 	if spec.ownNetwork() {
 		if err := loopbackUp(); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if n := pod.Network; n != nil && n.Helper != "" {
 		if err := awaitNetwork(conn); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	// Only stdio and the descriptors the caller passed on reach the apps.
 	if err := podfork.CloseExtraFDs(3 + preserved); err != nil {
-		return err
+		return 0, err
 	}
 	if pod.OCI != nil {
 		if err := awaitStart(conn, sigs); err != nil {
-			return err
+			return 0, err
 		}
 		if err := startContainerHooks(pod.OCI, "/"+filepath.Join(rootfs.AppsDir, apps[0].name), ociPid); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	running, term, err := startApps(apps, ids, preserved)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	phase.Mark("init", "apps started")
 	if err := conn.Send(syncproto.Message{Type: syncproto.Started, Pid: running[0].pid}); err != nil {
-		return err
+		return 0, err
 	}
 	status := reapApps(running, pod.ExitPolicy, sigs, term)
 	phase.Mark("init", "apps ended")
@@ -187,7 +200,7 @@ func run(conn *syncproto.Conn, podDir string) error {
 	for _, a := range running {
 		msg.Apps = append(msg.Apps, syncproto.AppStatus{Name: a.name, Status: int(a.status)})
 	}
-	return conn.Send(msg)
+	return status, conn.Send(msg)
 }
 
 // makeEmptyVolumes makes the pod's empty volumes. Init does it, not stage0: it is root in the pod's
