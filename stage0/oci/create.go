@@ -50,6 +50,9 @@ func Create(o CreateOptions) (*Created, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkLSMs(s, o.Warn); err != nil {
+		return nil, err
+	}
 	terminal := s.Process != nil && s.Process.Terminal
 	switch {
 	case terminal && o.ConsoleSocket == "":
@@ -119,12 +122,6 @@ func readBundle(bundle string) (*specs.Spec, error) {
 	if st, err := os.Stat(s.Root.Path); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("config.json: root.path %s is not a directory", s.Root.Path)
 	}
-	if p := s.Process; p != nil && p.ApparmorProfile != "" {
-		return nil, fmt.Errorf("config.json: process.apparmorProfile %q: kite does not apply AppArmor profiles", p.ApparmorProfile)
-	}
-	if (s.Process != nil && s.Process.SelinuxLabel != "") || (s.Linux != nil && s.Linux.MountLabel != "") {
-		return nil, errors.New("config.json: SELinux labels: kite does not apply them")
-	}
 	if s.Linux == nil {
 		s.Linux = &specs.Linux{}
 	}
@@ -139,6 +136,38 @@ func readBundle(bundle string) (*specs.Spec, error) {
 		return nil, fmt.Errorf("config.json: linux.rootfsPropagation %q: use shared, slave, private or unbindable", s.Linux.RootfsPropagation)
 	}
 	return &s, nil
+}
+
+// Where the kernel reports whether AppArmor and SELinux are enabled.
+var (
+	apparmorEnabled = "/sys/module/apparmor/parameters/enabled"
+	selinuxEnabled  = "/sys/fs/selinux/enforce"
+)
+
+// checkLSMs refuses an AppArmor profile or SELinux label that kite would have to apply: kite
+// applies neither. On a host where that security module is not enabled, no runtime can apply
+// them, and they are left out with a warning, as runc and crun leave them out.
+func checkLSMs(s *specs.Spec, warn func(string)) error {
+	var profile, label string
+	if s.Process != nil {
+		profile, label = s.Process.ApparmorProfile, s.Process.SelinuxLabel
+	}
+	if label == "" && s.Linux != nil {
+		label = s.Linux.MountLabel
+	}
+	if profile != "" {
+		if data, err := os.ReadFile(apparmorEnabled); err == nil && strings.TrimSpace(string(data)) == "Y" {
+			return fmt.Errorf("config.json: process.apparmorProfile %q: kite does not apply AppArmor profiles, and AppArmor is enabled here", profile)
+		}
+		warn(fmt.Sprintf("process.apparmorProfile %q: not applied: AppArmor is not enabled on this host", profile))
+	}
+	if label != "" {
+		if _, err := os.Stat(selinuxEnabled); err == nil {
+			return fmt.Errorf("config.json: SELinux label %q: kite does not apply SELinux labels, and SELinux is enabled here", label)
+		}
+		warn(fmt.Sprintf("SELinux label %q: not applied: SELinux is not enabled on this host", label))
+	}
+	return nil
 }
 
 // checkCapabilities refuses a capability name the kernel does not know: a set that cannot be

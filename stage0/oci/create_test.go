@@ -180,7 +180,6 @@ func TestCreateRefuses(t *testing.T) {
 		"no mount namespace":                {func(s *specs.Spec) { s.Linux.Namespaces = s.Linux.Namespaces[:1] }, "mount"},
 		"relative cwd":                      {func(s *specs.Spec) { s.Process.Cwd = "tmp" }, "process.cwd"},
 		"terminal without a console socket": {func(s *specs.Spec) { s.Process.Terminal = true }, "--console-socket"},
-		"apparmor":                          {func(s *specs.Spec) { s.Process.ApparmorProfile = "p" }, "AppArmor"},
 		"rootfs propagation":                {func(s *specs.Spec) { s.Linux.RootfsPropagation = "sideways" }, "rootfsPropagation"},
 	}
 	for name, tc := range cases {
@@ -196,6 +195,28 @@ func TestCreateRefuses(t *testing.T) {
 				t.Errorf("a refused container left %d entries in the root", len(entries))
 			}
 		})
+	}
+}
+
+func TestCreateWithSecurityModules(t *testing.T) {
+	dir := t.TempDir()
+	enabled := filepath.Join(dir, "apparmor")
+	defer func(a, s string) { apparmorEnabled, selinuxEnabled = a, s }(apparmorEnabled, selinuxEnabled)
+	apparmorEnabled, selinuxEnabled = enabled, filepath.Join(dir, "selinux-enforce")
+	s := bundleSpec()
+	s.Process.ApparmorProfile = "p"
+	s.Linux.MountLabel = "system_u:object_r:l:s0"
+	// Neither module enabled: left out, with a warning for each.
+	_, warnings, err := create(t, t.TempDir(), s)
+	if err != nil || len(warnings) != 2 || !strings.Contains(warnings[0], "AppArmor") || !strings.Contains(warnings[1], "SELinux") {
+		t.Fatalf("Create = %v, warnings %q: want both left out with a warning", err, warnings)
+	}
+	// AppArmor enabled: kite cannot apply the profile, and refuses.
+	if err := os.WriteFile(enabled, []byte("Y\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := create(t, t.TempDir(), s); err == nil || !strings.Contains(err.Error(), "apparmorProfile") {
+		t.Fatalf("with AppArmor enabled, Create = %v, want a refusal", err)
 	}
 }
 
