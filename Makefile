@@ -56,7 +56,7 @@ e2e: build images
 	$(GO) test -c -o $(BIN)/e2e.test ./tests/e2e
 	@sh tests/scripts/e2e.sh $(TEST_USER)
 
-test: deps lint unit man e2e
+test: deps lint unit man e2e oci-conformance
 
 bench: deps build images
 	@sh tests/scripts/bench.sh $(TEST_USER)
