@@ -165,10 +165,17 @@ func ociCreate(c *cli.Context) error {
 		err = poddir.WriteJSON(ctr.Dir, poddir.ConfigFile, ctr.Spec)
 	}
 	if err == nil {
-		if _, cerr := podcgroup.Find(ctr.Spec.Linux.Resources); cerr != nil {
-			warn(fmt.Sprintf("linux.resources: not applied: %v", cerr))
+		if _, cerr := podcgroup.Find(ctr.Spec.Linux.Resources, podcgroup.OCIFields); cerr != nil {
+			warn(fmt.Sprintf("not applied: %v", cerr))
 		}
 		err = startMonitor(c, ctr, preserve)
+	}
+	if path := c.String("pid-file"); err == nil && path != "" {
+		_, pid := ctr.Status()
+		if err = poddir.WriteFileAtomic(path, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+			err = fmt.Errorf("write --pid-file: %w", err)
+			unix.Kill(pid, unix.SIGKILL)
+		}
 	}
 	if err != nil {
 		// The monitor, if it ran, has ended or ends now: its container with it.
@@ -178,12 +185,6 @@ func ociCreate(c *cli.Context) error {
 			l.Close()
 		}
 		return err
-	}
-	if path := c.String("pid-file"); path != "" {
-		_, pid := ctr.Status()
-		if err := poddir.WriteFileAtomic(path, []byte(strconv.Itoa(pid)), 0o644); err != nil {
-			return fmt.Errorf("write --pid-file: %w", err)
-		}
 	}
 	return nil
 }
@@ -260,7 +261,7 @@ func ociMonitor(c *cli.Context, ready, lock *os.File) error {
 	if err := poddir.ReadJSON(dir, poddir.ConfigFile, &s); err != nil {
 		return err
 	}
-	group, _ := podcgroup.Find(s.Linux.Resources)
+	group, _ := podcgroup.Find(s.Linux.Resources, podcgroup.OCIFields)
 	stage1, err := libexecPath("kite-stage1")
 	if err != nil {
 		return err
@@ -417,7 +418,8 @@ func ociDelete(c *cli.Context) error {
 		return err
 	}
 	defer lock.Close()
-	state := ctr.State()
+	_, pid := ctr.Status()
+	state := ctr.Pod.OCI.State(string(specs.StateStopped), pid)
 	if err := os.RemoveAll(ctr.Dir); err != nil {
 		return fmt.Errorf("delete container %s: %w", id, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kite-runtime/kite/stage0/spec"
 	"github.com/kite-runtime/kite/stage1/rootfs"
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -41,10 +42,6 @@ func ociSpecCommand() *cli.Command {
 	}
 }
 
-// defaultCaps are the capabilities of a default config.json: Docker's and kite run's default set.
-var defaultCaps = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-	"CAP_NET_BIND_SERVICE", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT"}
-
 func defaultOCISpec(rootless bool) *specs.Spec {
 	s := &specs.Spec{
 		Version:  specs.Version,
@@ -55,8 +52,9 @@ func defaultOCISpec(rootless bool) *specs.Spec {
 			Env:             []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"},
 			Cwd:             "/",
 			NoNewPrivileges: true,
-			Capabilities:    &specs.LinuxCapabilities{Bounding: defaultCaps, Effective: defaultCaps, Permitted: defaultCaps},
-			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 1024}},
+			// kite run's default set, which is Docker's.
+			Capabilities: &specs.LinuxCapabilities{Bounding: spec.DefaultCapabilities, Effective: spec.DefaultCapabilities, Permitted: spec.DefaultCapabilities},
+			Rlimits:      []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 1024}},
 		},
 		Mounts: []specs.Mount{
 			{Destination: "/proc", Type: "proc", Source: "proc"},

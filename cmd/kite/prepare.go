@@ -115,7 +115,7 @@ func createPod(c *cli.Context, prepare bool) (*pods.Locked, *specs.Spec, error) 
 	if !prepare {
 		// Before the pod exists: limits this host cannot apply and host ports in use refuse the
 		// run, leaving nothing. A prepared pod's are checked where it runs.
-		if _, err := podcgroup.Find(s.Linux.Resources); err != nil {
+		if _, err := podcgroup.Find(s.Linux.Resources, podcgroup.RunFlags); err != nil {
 			return nil, nil, err
 		}
 		if err := podnet.Check(&net.Network); err != nil {
@@ -290,7 +290,7 @@ func prepareToRun(c *cli.Context, p *pods.Locked) (*specs.Spec, error) {
 		return nil, err
 	}
 	// Limits this host cannot apply and host ports in use leave the pod prepared.
-	if _, err := podcgroup.Find(s.Linux.Resources); err != nil {
+	if _, err := podcgroup.Find(s.Linux.Resources, podcgroup.RunFlags); err != nil {
 		return nil, err
 	}
 	if err := podnet.Check(p.Manifest.Network); err != nil {

@@ -157,7 +157,7 @@ func startPod(c *cli.Context, stage1 string, p *pods.Locked, s *specs.Spec) erro
 }
 
 func execPod(c *cli.Context, stage1 string, p *pods.Locked, s *specs.Spec) error {
-	cgroup, err := podcgroup.Find(s.Linux.Resources)
+	cgroup, err := podcgroup.Find(s.Linux.Resources, podcgroup.RunFlags)
 	if err != nil {
 		return err
 	}

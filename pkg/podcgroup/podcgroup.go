@@ -28,8 +28,12 @@ type Group struct {
 	Controllers []string
 }
 
-// flags names each controller for the user: the flag that needs it.
-var flags = map[string]string{"memory": "--memory", "cpu": "--cpu", "pids": "--pids-limit"}
+// RunFlags and OCIFields name each controller for the user, in the errors of Find: the flag of
+// kite run that needs it, or the field of an OCI bundle's config.json.
+var (
+	RunFlags  = map[string]string{"memory": "--memory", "cpu": "--cpu", "pids": "--pids-limit"}
+	OCIFields = map[string]string{"memory": "linux.resources.memory.limit", "cpu": "linux.resources.cpu.quota", "pids": "linux.resources.pids.limit"}
+)
 
 // Needed lists the controllers res needs, in a fixed order; none for nil.
 func Needed(res *specs.LinuxResources) []string {
@@ -50,15 +54,15 @@ func Needed(res *specs.LinuxResources) []string {
 }
 
 // Find checks that the limits res asks for can be applied here, and says what the host lacks
-// when they cannot. It returns nil for no limits.
-func Find(res *specs.LinuxResources) (*Group, error) {
+// when they cannot, naming each limit as names does. It returns nil for no limits.
+func Find(res *specs.LinuxResources, names map[string]string) (*Group, error) {
 	need := Needed(res)
 	if len(need) == 0 {
 		return nil, nil
 	}
 	var asked []string
 	for _, c := range need {
-		asked = append(asked, flags[c])
+		asked = append(asked, names[c])
 	}
 	fail := func(format string, a ...any) error {
 		return fmt.Errorf("%s cannot be applied on this host: %s", strings.Join(asked, ", "), fmt.Sprintf(format, a...))

@@ -1,6 +1,13 @@
 package poddir
 
-import specs "github.com/opencontainers/runtime-spec/specs-go"
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
 
 // OCI marks a pod that is a container of kite's OCI runtime (kite oci): a pod of one app whose
 // directory is the container's state directory. Its init stops once the container is created and
@@ -23,7 +30,30 @@ const (
 	StartedFile = "started"
 	// StartSocket is where the monitor of a created container waits for kite oci start.
 	StartSocket = "start.sock"
+	// InitStartFile holds the init's start time (field 22 of /proc/PID/stat), which tells the
+	// init from a later process of the same pid once its monitor is gone.
+	InitStartFile = "init-start"
 )
+
+// ProcessStart reads the start time of process pid (clock ticks after boot), "" if it has
+// ended (or is a zombie).
+func ProcessStart(pid int) string {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	// The command name, in parentheses, may hold spaces: the fields follow its last ")".
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return ""
+	}
+	fields := strings.Fields(string(data[i+1:]))
+	// fields[0] is field 3, the state; field 22 is the start time.
+	if len(fields) < 20 || fields[0] == "Z" || fields[0] == "X" {
+		return ""
+	}
+	return fields[19]
+}
 
 // ReadyFdEnv carries the pipe on which an OCI container's monitor tells kite oci create that the
 // container is created, or why it is not (a ReadyMessage).

@@ -113,7 +113,11 @@ func Request(dir string) (poddir.ReadyMessage, error) {
 		}
 		return poddir.ReadyMessage{}, os.NewSyscallError("connect", err)
 	}
+	// A request queued on the socket when the monitor closed it (another start won) is reset.
 	if _, err := unix.Write(fd, []byte(request)); err != nil {
+		if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
+			return poddir.ReadyMessage{}, ErrNotWaiting
+		}
 		return poddir.ReadyMessage{}, os.NewSyscallError("write", err)
 	}
 	buf := make([]byte, 64<<10)
@@ -121,6 +125,9 @@ func Request(dir string) (poddir.ReadyMessage, error) {
 		n, err := unix.Read(fd, buf)
 		if err == unix.EINTR {
 			continue
+		}
+		if errors.Is(err, unix.ECONNRESET) {
+			return poddir.ReadyMessage{}, ErrNotWaiting
 		}
 		if err != nil {
 			return poddir.ReadyMessage{}, os.NewSyscallError("read", err)

@@ -107,17 +107,29 @@ func (c *Container) Status() (specs.ContainerState, int) {
 	if data, err := os.ReadFile(filepath.Join(c.Dir, poddir.PidFile)); err == nil {
 		pid, _ = strconv.Atoi(strings.TrimSpace(string(data)))
 	}
-	if exists(filepath.Join(c.Dir, poddir.ExitStatusFile)) || !c.busy() {
-		// Ended, or its monitor is gone (killed), and the container with it.
-		return specs.StateStopped, pid
-	}
 	switch {
+	case exists(filepath.Join(c.Dir, poddir.ExitStatusFile)):
+		return specs.StateStopped, pid
+	case !c.busy() && !c.initAlive(pid):
+		// No monitor, and no init either: the container ended, or its creation failed. (An init
+		// outlives a killed monitor, and goes on as created or running.)
+		return specs.StateStopped, pid
 	case pid == 0:
 		return specs.StateCreating, 0
 	case exists(filepath.Join(c.Dir, poddir.StartedFile)):
 		return specs.StateRunning, pid
 	}
 	return specs.StateCreated, pid
+}
+
+// initAlive reports whether the container's init, pid, still runs: the process of that pid
+// started when the monitor recorded.
+func (c *Container) initAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	recorded, err := os.ReadFile(filepath.Join(c.Dir, poddir.InitStartFile))
+	return err == nil && poddir.ProcessStart(pid) == strings.TrimSpace(string(recorded))
 }
 
 // State is the runtime-spec state document.

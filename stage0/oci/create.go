@@ -355,6 +355,9 @@ func appMounts(s *specs.Spec, pod *specs.Spec) ([]specs.Mount, error) {
 			}
 		case "mqueue":
 			if !has(specs.IPCNamespace) {
+				if _, err := os.Stat("/dev/mqueue"); err != nil {
+					return nil, fmt.Errorf("config.json: mount %s: an mqueue without an ipc namespace of the container's own is the host's /dev/mqueue, which this host has not; add an ipc namespace", m.Destination)
+				}
 				m = hostBind(m, "/dev/mqueue")
 			}
 		case "cgroup", "cgroup2":

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -96,6 +97,13 @@ func (c *ociControl) runtimeHooks(init *syncproto.Conn) error {
 // created runs once the init says the container is created: it opens the start socket and
 // answers kite oci create.
 func (c *ociControl) created() error {
+	start := poddir.ProcessStart(c.initPid)
+	if start == "" {
+		return errors.New("the container's init ended")
+	}
+	if err := poddir.WriteFileAtomic(filepath.Join(c.podDir, poddir.InitStartFile), []byte(start+"\n"), 0o644); err != nil {
+		return err
+	}
 	if err := poddir.WriteFileAtomic(filepath.Join(c.podDir, poddir.PidFile), []byte(strconv.Itoa(c.initPid)+"\n"), 0o644); err != nil {
 		return err
 	}
