@@ -185,7 +185,11 @@ func CloseExtraFDs(first int) error {
 // With sibling, the child is the caller's sibling rather than its child (CLONE_PARENT), and has
 // no parent-death signal: kite oci's container outlives the process that forked it, and the
 // caller of kite oci create (an engine's monitor such as conmon) reaps it and gets its status.
-func Start(cloneFlags uintptr, argv, env []string, syncFd int, sibling bool) (int, error) {
+//
+// peerFd is the caller's end of the sync socket: the child closes its copy, so that it reads
+// end-of-file, and exits, should the caller die before it has sent the message, even before the
+// parent-death signal was armed (or without one).
+func Start(cloneFlags uintptr, argv, env []string, syncFd, peerFd int, sibling bool) (int, error) {
 	path, err := syscall.BytePtrFromString(argv[0])
 	if err != nil {
 		return 0, err
@@ -199,6 +203,7 @@ func Start(cloneFlags uintptr, argv, env []string, syncFd int, sibling bool) (in
 		argv: uintptr(unsafe.Pointer(&argvp[0])),
 		env:  uintptr(unsafe.Pointer(&envp[0])),
 		sync: uintptr(syncFd),
+		peer: uintptr(peerFd),
 	}
 	if sibling {
 		cloneFlags |= unix.CLONE_PARENT
@@ -217,7 +222,7 @@ func Start(cloneFlags uintptr, argv, env []string, syncFd int, sibling bool) (in
 }
 
 type childArgs struct {
-	path, argv, env, sync uintptr
+	path, argv, env, sync, peer uintptr
 	// deathSignal is the child's parent-death signal, 0 for none.
 	deathSignal uintptr
 }
@@ -274,6 +279,7 @@ func forkInit(flags uintptr, a *childArgs) (int, syscall.Errno) {
 	}
 	// The child: raw system calls only, from here to the exec.
 	syscall.RawSyscall(syscall.SYS_SETSID, 0, 0, 0)
+	syscall.RawSyscall(syscall.SYS_CLOSE, a.peer, 0, 0)
 	if a.deathSignal != 0 {
 		syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_PDEATHSIG, a.deathSignal, 0, 0, 0, 0)
 	}

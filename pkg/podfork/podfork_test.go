@@ -2,6 +2,7 @@ package podfork
 
 import (
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -35,5 +36,37 @@ func TestCloneFlags(t *testing.T) {
 		if (err != nil) != tt.wantErr || got != tt.want {
 			t.Errorf("%s: CloneFlags = %#x, %v; want %#x, error %v", tt.name, got, err, tt.want, tt.wantErr)
 		}
+	}
+}
+
+// TestStartChildSeesCallerGone checks that a child whose caller goes away before releasing it
+// exits: it must not hold the caller's end of the sync socket itself, which would keep it
+// waiting for ever (a kite killed between the fork and the release left such children behind).
+func TestStartChildSeesCallerGone(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[1])
+	pid, err := Start(0, []string{"/bin/true"}, nil, fds[1], fds[0], false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The caller's end closes without a message, as when the caller dies.
+	unix.Close(fds[0])
+	done := make(chan unix.WaitStatus, 1)
+	go func() {
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, 0, nil)
+		done <- ws
+	}()
+	select {
+	case ws := <-done:
+		if !ws.Exited() || ws.ExitStatus() != 125 {
+			t.Errorf("the child ended with %v, want exit status 125", ws)
+		}
+	case <-time.After(5 * time.Second):
+		unix.Kill(pid, unix.SIGKILL)
+		t.Fatal("the child still waits on the sync socket after its caller's end closed")
 	}
 }

@@ -93,7 +93,7 @@ func ExecDir(stage1, dir, id string, lock *os.File, s *specs.Spec, cgroup *podcg
 	if err != nil {
 		return fmt.Errorf("start pod %s: %w", id, err)
 	}
-	pid, err := podfork.Start(flags, []string{stage1, "init", dir}, initEnv, childFd, oci)
+	pid, err := podfork.Start(flags, []string{stage1, "init", dir}, initEnv, childFd, int(parent.File().Fd()), oci)
 	restore()
 	child.Close()
 	if err != nil {
