@@ -106,13 +106,9 @@ func Create(d datadir.Dir, id string, c Contents) (_ *Locked, err error) {
 		return nil, fmt.Errorf("create pod: %w", err)
 	}
 	dir := filepath.Join(embryos, id)
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create pod: %w", err)
-	}
-	lock, err := os.Open(dir)
+	lock, err := lockedDir(embryos, id)
 	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("create pod: %w", err)
+		return nil, err
 	}
 	defer func() {
 		if err != nil {
@@ -120,9 +116,6 @@ func Create(d datadir.Dir, id string, c Contents) (_ *Locked, err error) {
 			os.RemoveAll(dir)
 		}
 	}()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return nil, fmt.Errorf("lock pod %s: %w", id, err)
-	}
 	if c.Name != "" {
 		if err := reserveName(d, c.Name, id); err != nil {
 			return nil, err
@@ -174,6 +167,34 @@ func Create(d datadir.Dir, id string, c Contents) (_ *Locked, err error) {
 	}
 	l.State = state
 	return l, nil
+}
+
+// stagingPrefix names an embryo's directory while kite makes and locks it, before it takes the
+// pod's name: kite gc takes an unlocked embryo for aborted, and a directory made and then locked
+// would be one for an instant.
+const stagingPrefix = ".new-"
+
+// lockedDir makes the embryo directory embryos/id and returns it open and locked: it is made as
+// a staging directory, locked, then renamed.
+func lockedDir(embryos, id string) (*os.File, error) {
+	staging := filepath.Join(embryos, stagingPrefix+id)
+	if err := os.Mkdir(staging, 0o700); err != nil {
+		return nil, fmt.Errorf("create pod: %w", err)
+	}
+	lock, err := os.Open(staging)
+	if err == nil {
+		if err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
+			err = os.Rename(staging, filepath.Join(embryos, id))
+		}
+		if err != nil {
+			lock.Close()
+		}
+	}
+	if err != nil {
+		os.Remove(staging)
+		return nil, fmt.Errorf("create pod %s: %w", id, err)
+	}
+	return lock, nil
 }
 
 // createApp writes app's directory in the embryo pod dir.

@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kite-runtime/kite/pkg/poddir"
+	"golang.org/x/sys/unix"
 
 	"github.com/kite-runtime/kite/stage0/datadir"
 )
@@ -59,6 +62,7 @@ func GC(d datadir.Dir, o GCOptions, now time.Time) (marked []string, due []*Lock
 	if all, err = List(d); err != nil {
 		return marked, nil, err
 	}
+	removeStaging(d.PodsIn(poddir.EmbryoDir), now)
 	for _, p := range all {
 		var isDue bool
 		switch p.State {
@@ -87,6 +91,28 @@ func GC(d datadir.Dir, o GCOptions, now time.Time) (marked []string, due []*Lock
 		due = append(due, l)
 	}
 	return marked, due, nil
+}
+
+// removeStaging removes the staging directories of embryos (lockedDir) that a kite killed
+// between making and renaming one left behind: unlocked, and a minute old, since kite renames
+// them at once.
+func removeStaging(embryos string, now time.Time) {
+	entries, _ := os.ReadDir(embryos)
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), stagingPrefix) {
+			continue
+		}
+		p := filepath.Join(embryos, e.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		st, err := f.Stat()
+		if err == nil && now.Sub(st.ModTime()) > time.Minute && unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			os.Remove(p)
+		}
+		f.Close()
+	}
 }
 
 // lockIf locks p if it is still in state; nil when it is not, or another process holds it.

@@ -169,3 +169,27 @@ func TestGC(t *testing.T) {
 		}
 	}
 }
+
+// TestGCRemovesStaleStaging checks that gc removes an embryo's staging directory that a killed
+// kite left (unlocked, old), and leaves one that a kite is making now.
+func TestGCRemovesStaleStaging(t *testing.T) {
+	d := datadir.Dir{Root: t.TempDir()}
+	embryos := d.PodsIn(poddir.EmbryoDir)
+	stale, fresh := filepath.Join(embryos, stagingPrefix+uuidA), filepath.Join(embryos, stagingPrefix+uuidB)
+	for _, p := range []string{stale, fresh} {
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	os.Chtimes(stale, now.Add(-time.Hour), now.Add(-time.Hour))
+	if _, _, err := GC(d, GCOptions{}, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); err == nil {
+		t.Error("gc left an hour-old, unlocked staging directory")
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("gc removed a staging directory made just now: %v", err)
+	}
+}
