@@ -50,11 +50,14 @@ through a link named kite-oci (podman --runtime /usr/local/bin/kite-oci).
 
 A container without a user namespace in its config.json gets one: 0 is you, and
 1 on your subordinate ids (/etc/subuid). Its state lives in --root (default:
-$XDG_RUNTIME_DIR/kite-oci), and a small monitor process supervises it from
-create until it stops. Settings kite cannot apply as an unprivileged user (most
-linux.resources on a host whose cgroups are not delegated) are named in a
-warning on stderr; those the runtime-spec requires (AppArmor, SELinux, joining
-namespaces) are refused.
+$XDG_RUNTIME_DIR/kite-oci). Its process becomes the child of kite oci create's
+caller, which reaps it and gets the program's exit status; a small monitor
+process runs its hooks and follows it from create until it stops. Network and
+IPC namespaces given by path are joined. What kite cannot apply as an
+unprivileged user is named in a warning on stderr (linux.resources on a host
+whose cgroups are not delegated; AppArmor or SELinux where the host has none)
+or refused (AppArmor or SELinux where the host has them; pid, mount, uts, user
+or cgroup namespaces given by path).
 
 Example:
    mkdir -p bundle/rootfs && tar -C bundle/rootfs -xf rootfs.tar
