@@ -101,6 +101,15 @@ func ociID(c *cli.Context) (string, error) {
 	return c.Args().First(), oci.CheckID(c.Args().First())
 }
 
+// ociContainer loads the container the command names.
+func ociContainer(c *cli.Context) (*oci.Container, error) {
+	id, err := ociID(c)
+	if err != nil {
+		return nil, err
+	}
+	return oci.Load(ociRoot(c), id)
+}
+
 // ociFail is how a kite oci command fails: its message also goes to --log.
 func ociFail(c *cli.Context, err error) error {
 	if err == nil {
@@ -291,29 +300,30 @@ func ociStartCommand() *cli.Command {
 		Name:      "start",
 		Usage:     "run the program of a created container",
 		ArgsUsage: "ID",
-		Action: func(c *cli.Context) error {
-			id, err := ociID(c)
-			if err != nil {
-				return ociFail(c, err)
-			}
-			ctr, err := oci.Load(ociRoot(c), id)
-			if err != nil {
-				return ociFail(c, err)
-			}
-			if status, _ := ctr.Status(); status != specs.StateCreated {
-				return ociFail(c, fmt.Errorf("container %s is %s: only a created container can be started", id, status))
-			}
-			m, err := startsock.Request(ctr.Dir)
-			if errors.Is(err, startsock.ErrNotWaiting) {
-				status, _ := ctr.Status()
-				err = fmt.Errorf("container %s is %s: only a created container can be started", id, status)
-			}
-			if err == nil && !m.OK {
-				err = fmt.Errorf("start container %s: %s", id, m.Error)
-			}
-			return ociFail(c, err)
-		},
+		Action:    func(c *cli.Context) error { return ociFail(c, ociStart(c)) },
 	}
+}
+
+func ociStart(c *cli.Context) error {
+	ctr, err := ociContainer(c)
+	if err != nil {
+		return err
+	}
+	notCreated := func() error {
+		status, _ := ctr.Status()
+		return fmt.Errorf("container %s is %s: only a created container can be started", ctr.ID, status)
+	}
+	if status, _ := ctr.Status(); status != specs.StateCreated {
+		return notCreated()
+	}
+	m, err := startsock.Request(ctr.Dir)
+	switch {
+	case errors.Is(err, startsock.ErrNotWaiting):
+		return notCreated()
+	case err == nil && !m.OK:
+		return fmt.Errorf("start container %s: %s", ctr.ID, m.Error)
+	}
+	return err
 }
 
 func ociStateCommand() *cli.Command {
@@ -322,11 +332,7 @@ func ociStateCommand() *cli.Command {
 		Usage:     "print a container's state, as runtime-spec's JSON",
 		ArgsUsage: "ID",
 		Action: func(c *cli.Context) error {
-			id, err := ociID(c)
-			if err != nil {
-				return ociFail(c, err)
-			}
-			ctr, err := oci.Load(ociRoot(c), id)
+			ctr, err := ociContainer(c)
 			if err != nil {
 				return ociFail(c, err)
 			}
@@ -350,7 +356,7 @@ func ociKillCommand() *cli.Command {
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "accepted for compatibility: the container's process passes the signal on to its program"},
 		},
 		Action: func(c *cli.Context) error {
-			id, err := ociID(c)
+			ctr, err := ociContainer(c)
 			if err != nil {
 				return ociFail(c, err)
 			}
@@ -359,10 +365,6 @@ func ociKillCommand() *cli.Command {
 				if sig, err = parseSignal(c.Args().Get(1)); err != nil {
 					return ociFail(c, usageErr(err))
 				}
-			}
-			ctr, err := oci.Load(ociRoot(c), id)
-			if err != nil {
-				return ociFail(c, err)
 			}
 			return ociFail(c, ctr.Signal(sig))
 		},
