@@ -171,12 +171,24 @@ func Create(d datadir.Dir, id string, c Contents) (_ *Locked, err error) {
 
 // stagingPrefix names an embryo's directory while kite makes and locks it, before it takes the
 // pod's name: kite gc takes an unlocked embryo for aborted, and a directory made and then locked
-// would be one for an instant.
-const stagingPrefix = ".new-"
+// would be one for an instant. stagingLock, in the pods directory, is held shared by each kite
+// making one and exclusive by kite gc, which so finds only abandoned staging directories.
+const (
+	stagingPrefix = ".new-"
+	stagingLock   = ".staging.lock"
+)
 
 // lockedDir makes the embryo directory embryos/id and returns it open and locked: it is made as
 // a staging directory, locked, then renamed.
 func lockedDir(embryos, id string) (*os.File, error) {
+	guard, err := os.OpenFile(filepath.Join(filepath.Dir(embryos), stagingLock), os.O_RDONLY|os.O_CREATE, 0o600)
+	if err == nil {
+		err = unix.Flock(int(guard.Fd()), unix.LOCK_SH)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create pod: %w", err)
+	}
+	defer guard.Close()
 	staging := filepath.Join(embryos, stagingPrefix+id)
 	if err := os.Mkdir(staging, 0o700); err != nil {
 		return nil, fmt.Errorf("create pod: %w", err)

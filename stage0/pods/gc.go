@@ -62,7 +62,7 @@ func GC(d datadir.Dir, o GCOptions, now time.Time) (marked []string, due []*Lock
 	if all, err = List(d); err != nil {
 		return marked, nil, err
 	}
-	removeStaging(d.PodsIn(poddir.EmbryoDir), now)
+	removeStaging(d.PodsIn(poddir.EmbryoDir))
 	for _, p := range all {
 		var isDue bool
 		switch p.State {
@@ -94,24 +94,22 @@ func GC(d datadir.Dir, o GCOptions, now time.Time) (marked []string, due []*Lock
 }
 
 // removeStaging removes the staging directories of embryos (lockedDir) that a kite killed
-// between making and renaming one left behind: unlocked, and a minute old, since kite renames
-// them at once.
-func removeStaging(embryos string, now time.Time) {
+// between making and renaming one left behind. Under the exclusive staging lock, no kite is
+// making one, so every one there is abandoned.
+func removeStaging(embryos string) {
+	guard, err := os.Open(filepath.Join(filepath.Dir(embryos), stagingLock))
+	if err != nil {
+		return
+	}
+	defer guard.Close()
+	if unix.Flock(int(guard.Fd()), unix.LOCK_EX) != nil {
+		return
+	}
 	entries, _ := os.ReadDir(embryos)
 	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), stagingPrefix) {
-			continue
+		if strings.HasPrefix(e.Name(), stagingPrefix) {
+			os.Remove(filepath.Join(embryos, e.Name()))
 		}
-		p := filepath.Join(embryos, e.Name())
-		f, err := os.Open(p)
-		if err != nil {
-			continue
-		}
-		st, err := f.Stat()
-		if err == nil && now.Sub(st.ModTime()) > time.Minute && unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
-			os.Remove(p)
-		}
-		f.Close()
 	}
 }
 

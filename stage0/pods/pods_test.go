@@ -171,25 +171,36 @@ func TestGC(t *testing.T) {
 }
 
 // TestGCRemovesStaleStaging checks that gc removes an embryo's staging directory that a killed
-// kite left (unlocked, old), and leaves one that a kite is making now.
+// kite left, and waits for a kite making one.
 func TestGCRemovesStaleStaging(t *testing.T) {
 	d := datadir.Dir{Root: t.TempDir()}
 	embryos := d.PodsIn(poddir.EmbryoDir)
-	stale, fresh := filepath.Join(embryos, stagingPrefix+uuidA), filepath.Join(embryos, stagingPrefix+uuidB)
-	for _, p := range []string{stale, fresh} {
-		if err := os.MkdirAll(p, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	now := time.Now()
-	os.Chtimes(stale, now.Add(-time.Hour), now.Add(-time.Hour))
-	if _, _, err := GC(d, GCOptions{}, now); err != nil {
+	left := filepath.Join(embryos, stagingPrefix+uuidA)
+	if err := os.MkdirAll(left, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(stale); err == nil {
-		t.Error("gc left an hour-old, unlocked staging directory")
+	// A kite making a pod holds the staging lock shared; gc waits for it.
+	guard, err := os.OpenFile(filepath.Join(filepath.Dir(embryos), stagingLock), os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := os.Stat(fresh); err != nil {
-		t.Errorf("gc removed a staging directory made just now: %v", err)
+	if err := unix.Flock(int(guard.Fd()), unix.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := GC(d, GCOptions{}, time.Now())
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if _, err := os.Stat(left); err != nil {
+		t.Fatal("gc removed a staging directory while a kite held the staging lock")
+	}
+	guard.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(left); err == nil {
+		t.Error("gc left a staging directory nobody makes")
 	}
 }
