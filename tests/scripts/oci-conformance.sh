@@ -23,6 +23,8 @@ rm -rf "$out/.build" "$out"/*.t
 (
 	cd tests/oci-conformance
 	export CGO_ENABLED=0
+	# go list -m below names module directories only once the modules are in the cache.
+	go mod download
 	# The runner's own tests: how it reads TAP and judges a program.
 	go vet ./... && go test -count=1 ./...
 	go build -o "$out/ociconformance" ./cmd/ociconformance
