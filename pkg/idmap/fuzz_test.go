@@ -48,7 +48,7 @@ func FuzzParseSubordinate(f *testing.F) {
 				t.Fatalf("parseSubordinate(%q) gave the range %+v", data, r)
 			}
 		}
-		m := follow([]specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}}, got)
+		m := Follow([]specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}}, got)
 		next := uint64(0)
 		for i, e := range m {
 			if uint64(e.ContainerID) != next || next+uint64(e.Size) > 1<<32-1 || e.Size == 0 {

@@ -76,7 +76,7 @@ func TestParseSubordinate(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("parseSubordinate = %v, want %v", got, want)
 	}
-	m := follow([]specs.LinuxIDMapping{{ContainerID: 0, HostID: 1001, Size: 1}}, got)
+	m := Follow([]specs.LinuxIDMapping{{ContainerID: 0, HostID: 1001, Size: 1}}, got)
 	if m[1].ContainerID != 1 || m[2].ContainerID != 65537 || m[3].ContainerID != 65547 {
 		t.Fatalf("follow gave %v: ids inside must follow each other", m)
 	}

@@ -37,7 +37,7 @@ func Default() (uids, gids []specs.LinuxIDMapping, ranges bool) {
 			return uids, gids, false
 		}
 	}
-	return follow(uids, subU), follow(gids, subG), true
+	return Follow(uids, subU), Follow(gids, subG), true
 }
 
 // rootMappings maps root's ids to themselves. On the host, that is 0 to 65535. In a user
@@ -86,8 +86,8 @@ func parseSubordinate(r io.Reader, name string, uid int) []specs.LinuxIDMapping 
 	return ranges
 }
 
-// follow appends ranges to m, their ids in the namespace following each other from m's end.
-func follow(m, ranges []specs.LinuxIDMapping) []specs.LinuxIDMapping {
+// Follow appends ranges to m, their ids in the namespace following each other from m's end.
+func Follow(m, ranges []specs.LinuxIDMapping) []specs.LinuxIDMapping {
 	next := uint64(m[len(m)-1].ContainerID) + uint64(m[len(m)-1].Size)
 	for _, r := range ranges {
 		if next+uint64(r.Size) > 1<<32-1 {

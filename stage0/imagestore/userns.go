@@ -120,17 +120,7 @@ func rootlessMappings() (uids, gids []specs.LinuxIDMapping, ranges bool, err err
 			return uids, gids, false, nil
 		}
 	}
-	return consecutive(uids, subU), consecutive(gids, subG), true, nil
-}
-
-// consecutive appends ranges to m with container ids following each other from m's end.
-func consecutive(m, ranges []specs.LinuxIDMapping) []specs.LinuxIDMapping {
-	next := m[len(m)-1].ContainerID + m[len(m)-1].Size
-	for _, r := range ranges {
-		m = append(m, specs.LinuxIDMapping{ContainerID: next, HostID: r.HostID, Size: r.Size})
-		next += r.Size
-	}
-	return m
+	return idmap.Follow(uids, subU), idmap.Follow(gids, subG), true, nil
 }
 
 // CurrentIDMappings reads the mappings of the user namespace this process runs in: the truth that

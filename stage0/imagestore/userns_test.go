@@ -4,12 +4,13 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/kite-runtime/kite/pkg/idmap"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func TestConsecutive(t *testing.T) {
 	self := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}}
-	got := consecutive(self, []specs.LinuxIDMapping{{HostID: 100000, Size: 65536}, {HostID: 200000, Size: 10}})
+	got := idmap.Follow(self, []specs.LinuxIDMapping{{HostID: 100000, Size: 65536}, {HostID: 200000, Size: 10}})
 	want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}, {ContainerID: 1, HostID: 100000, Size: 65536}, {ContainerID: 65537, HostID: 200000, Size: 10}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("consecutive = %v, want %v", got, want)
