@@ -25,10 +25,14 @@ func ParseMemory(s string) (int64, error) {
 		}
 	}
 	n, err := strconv.ParseFloat(t, 64)
-	if err != nil || n <= 0 || n*float64(mult) > math.MaxInt64 {
-		return 0, fmt.Errorf("--memory %q: give a size such as 512m or 2g", s)
+	// The checks are written so that NaN fails them (every comparison with NaN is false), and
+	// 2^63, which is float64(math.MaxInt64), is out of range: a size must be a whole byte at least,
+	// since 0 means no limit.
+	bytes := n * float64(mult)
+	if err != nil || !(bytes >= 1 && bytes < math.MaxInt64) {
+		return 0, fmt.Errorf("--memory %q: give a size from 1 byte up, such as 512m or 2g", s)
 	}
-	return int64(n * float64(mult)), nil
+	return int64(bytes), nil
 }
 
 // ParseCPU reads a --cpu share as rkt and podman write it: millicores (500m) or CPUs (1.5), and
@@ -40,12 +44,13 @@ func ParseCPU(s string) (int64, error) {
 		t, scale = m, cpuPeriod/1000
 	}
 	n, err := strconv.ParseFloat(t, 64)
-	quota := int64(n * scale)
-	// The kernel takes no quota under 1 ms.
-	if err != nil || quota < 1000 {
+	// The kernel takes no quota under 1 ms. The range is checked on the float, before converting:
+	// converting an infinite or huge float to int64 is implementation-defined in Go.
+	quota := n * scale
+	if err != nil || !(quota >= 1000 && quota < math.MaxInt64) {
 		return 0, fmt.Errorf("--cpu %q: give CPUs (1.5) or millicores (500m), at least 10m", s)
 	}
-	return quota, nil
+	return int64(quota), nil
 }
 
 // resources builds config.json's limits; nil when there are none.

@@ -89,6 +89,10 @@ func parseSeccomp(s string) (*seccompRequest, error) {
 // errnoByName finds an errno by its C name (EPERM); errno values are small.
 func errnoByName(name string) (syscall.Errno, bool) {
 	name = strings.ToUpper(name)
+	// ErrnoName is "" for numbers without a name, which an empty name would match.
+	if name == "" {
+		return 0, false
+	}
 	for e := syscall.Errno(1); e < 4096; e++ {
 		if unix.ErrnoName(e) == name {
 			return e, true

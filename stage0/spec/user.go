@@ -9,6 +9,10 @@ import (
 	"github.com/moby/sys/user"
 )
 
+// maxID is the largest uid or gid kite gives an app: ids are 32-bit, and those from 2^31 up are
+// read as negative by too much software (and 2^32-1 is the kernel's "no id").
+const maxID = 1<<31 - 1
+
 // User is the app's resolved identity.
 type User struct {
 	UID, GID uint32
@@ -27,6 +31,13 @@ func ResolveUser(spec string, layers []imageindex.Layer) (User, error) {
 	eu, err := user.GetExecUser(spec, defaults, passwd, group)
 	if err != nil {
 		return User{}, fmt.Errorf("resolve user %q in the image's /etc/passwd and /etc/group: %w", spec, err)
+	}
+	// The image's files are not range-checked by the parser: an id of -1 would wrap to
+	// 4294967295, which setresuid(2) reads as "leave unchanged".
+	for _, id := range append([]int{eu.Uid, eu.Gid}, eu.Sgids...) {
+		if id < 0 || id > maxID {
+			return User{}, fmt.Errorf("resolve user %q: the image's /etc/passwd or /etc/group gives it the id %d, outside 0 to %d: fix the image, or give --user numeric ids it has no entry for", spec, id, maxID)
+		}
 	}
 	u := User{UID: uint32(eu.Uid), GID: uint32(eu.Gid), Home: eu.Home}
 	for _, g := range eu.Sgids {
