@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/kite-runtime/kite/pkg/poddir"
 )
@@ -71,6 +72,13 @@ func resolvConf(d DNS, mode string, host []byte, forwarder string) ([]byte, erro
 		}
 		conf.search, conf.options, conf.domain = hostConf.search, hostConf.options, hostConf.domain
 	}
+	// Each value becomes a word of a line of resolv.conf: a separator in one would split it, and
+	// a newline would add lines (a nameserver) of the user's making.
+	for _, v := range slices.Concat(conf.servers, d.Search, d.Options, []string{d.Domain}) {
+		if !oneWord(v) {
+			return nil, fmt.Errorf("--dns, --dns-search, --dns-opt, --dns-domain: %q holds a space, a control character or a newline; give one word per value (use commas between values)", v)
+		}
+	}
 	if d.Search != nil {
 		conf.search = d.Search
 	}
@@ -128,6 +136,12 @@ func (r resolv) bytes() []byte {
 	return b.Bytes()
 }
 
+// oneWord reports whether s reads as one field in resolv.conf and /etc/hosts: no space and no
+// control character (resolvers differ in which of \r, \v and \f they split at).
+func oneWord(s string) bool {
+	return !strings.ContainsFunc(s, func(c rune) bool { return unicode.IsSpace(c) || unicode.IsControl(c) })
+}
+
 // defaultHosts is /etc/hosts for an image that has none.
 const defaultHosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
@@ -147,7 +161,9 @@ func hosts(entries []string, hostname string, base []byte) ([]byte, error) {
 		}
 		ip, name, ok := strings.Cut(e, "=")
 		a, err := netip.ParseAddr(ip)
-		if !ok || err != nil || name == "" || strings.ContainsAny(name, " \t\n#") {
+		// The address (its IPv6 zone may hold anything) and the name must each stay one field of
+		// the line, and not start a comment.
+		if !ok || err != nil || name == "" || !oneWord(name) || !oneWord(a.String()) || strings.Contains(e, "#") {
 			return nil, fmt.Errorf("--hosts-entry %s: use IP=HOSTNAME (10.0.0.5=db), or host for the host's /etc/hosts", e)
 		}
 		fmt.Fprintf(&b, "%s\t%s\n", a, name)

@@ -48,6 +48,10 @@ func TestResolvConf(t *testing.T) {
 		{Servers: []string{"host", "10.0.0.1"}},
 		{Servers: []string{"dns.example"}},
 		{Servers: []string{"none"}, Search: []string{"a.test"}},
+		{Servers: []string{"fe80::1%x\nnameserver 6.6.6.6"}},
+		{Search: []string{"a.test\nnameserver 6.6.6.6"}},
+		{Options: []string{"ndots:1\rx"}},
+		{Domain: "a b"},
 	} {
 		if _, err := resolvConf(bad, poddir.NetDefault, nil, ""); err == nil {
 			t.Errorf("%+v: accepted", bad)
@@ -67,7 +71,7 @@ func TestHosts(t *testing.T) {
 	if got, _ := hosts(nil, "kite-1", []byte("127.0.0.1 localhost image-host")); !strings.HasPrefix(string(got), "127.0.0.1 localhost image-host\n# Added") {
 		t.Errorf("a base without a final newline: %s", got)
 	}
-	for _, bad := range []string{"db", "10.0.0.5=", "x=db", "10.0.0.5=a b"} {
+	for _, bad := range []string{"db", "10.0.0.5=", "x=db", "10.0.0.5=a b", "10.0.0.5=a\rb", "10.0.0.5=a#b", "fe80::1%x\n10.0.0.1 evil=y", "fe80::1%#=y"} {
 		if _, err := hosts([]string{bad}, "kite-1", nil); err == nil {
 			t.Errorf("--hosts-entry %q accepted", bad)
 		}

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"unicode"
 
 	"github.com/kite-runtime/kite/pkg/poddir"
 )
@@ -49,13 +48,6 @@ func FuzzParsePort(f *testing.F) {
 			t.Fatalf("ParsePort(%q) = %+v: a port out of range", value, p)
 		}
 		if p.Protocol != "tcp" && p.Protocol != "udp" {
-			if name, _, _ := strings.Cut(value, ":"); strings.Contains(name, "-") {
-				// Known issue (reported in the hardening issue): a named port takes its protocol
-				// from the image's ExposedPorts unchecked, so an image exposing 80/sctp makes
-				// "80-sctp:8080" a port of protocol sctp, which CheckPorts and pasta treat as tcp
-				// and slirp4netns refuses. Remove this once ParsePort refuses it.
-				t.Skip("known issue: a named port keeps an exposed port's protocol other than tcp or udp")
-			}
 			t.Fatalf("ParsePort(%q) = %+v: protocol %q", value, p, p.Protocol)
 		}
 		if p.HostIP != "" {
@@ -104,24 +96,6 @@ func FuzzHosts(f *testing.F) {
 		if !ok {
 			t.Fatalf("hosts(%q) has no kite section:\n%s", entries, out)
 		}
-		// Known issues (reported in the hardening issue): --hosts-entry refuses a name with a
-		// space, tab, newline or #, but not one with \r, \v or \f, which resolvers also take as
-		// separators; and it takes any IPv6 zone netip.ParseAddr takes, which may hold
-		// whitespace, # or a newline ("::%\n10.0.0.1 evil=x" adds the line "10.0.0.1 evil").
-		// Either way one entry writes more than one address or name. Remove this once hosts
-		// refuses them.
-		known := slices.ContainsFunc(entries, func(e string) bool {
-			ip, name, _ := strings.Cut(e, "=")
-			_, zone, _ := strings.Cut(ip, "%")
-			return strings.ContainsAny(name, "\r\v\f") || strings.ContainsAny(zone, " \t\r\v\f\n#")
-		})
-		fail := func(format string, a ...any) {
-			t.Helper()
-			if known {
-				t.Skip("known issue: --hosts-entry accepts \\r, \\v and \\f in a name, and whitespace, # or a newline in an IPv6 zone")
-			}
-			t.Fatalf(format, a...)
-		}
 		lines := strings.Split(strings.TrimSuffix(string(added), "\n"), "\n")
 		want := [][]string{{"127.0.1.1", "kite-host"}}
 		for _, e := range entries {
@@ -132,7 +106,7 @@ func FuzzHosts(f *testing.F) {
 			want = append(want, []string{netip.MustParseAddr(ip).String(), name})
 		}
 		if len(lines) != len(want) {
-			fail("hosts(%q) added %d lines, want %d:\n%s", entries, len(lines), len(want), added)
+			t.Fatalf("hosts(%q) added %d lines, want %d:\n%s", entries, len(lines), len(want), added)
 		}
 		for i, line := range lines {
 			// glibc splits hosts lines at spaces and tabs; \r, \v and \f end a field as well in
@@ -140,7 +114,7 @@ func FuzzHosts(f *testing.F) {
 			line, _, _ = strings.Cut(line, "#")
 			got := strings.FieldsFunc(line, func(c rune) bool { return strings.ContainsRune(" \t\r\v\f", c) })
 			if !slices.Equal(got, want[i]) {
-				fail("hosts(%q): line %q reads as %q, want %q", entries, line, got, want[i])
+				t.Fatalf("hosts(%q): line %q reads as %q, want %q", entries, line, got, want[i])
 			}
 		}
 	})
@@ -189,14 +163,6 @@ func FuzzResolvConf(f *testing.F) {
 			want = append(want, netip.MustParseAddr(s).String())
 		}
 		if got := parseResolvConf(out).servers; !slices.Equal(got, want) {
-			if strings.ContainsAny(search+options+domain, "\n") || strings.ContainsFunc(servers, unicode.IsSpace) {
-				// Known issue (reported in the hardening issue): --dns-search, --dns-opt and
-				// --dns-domain are written unchecked, and --dns takes any IPv6 zone netip takes
-				// (whitespace and newlines included), so a newline in one adds lines (a
-				// nameserver) to the pod's resolv.conf. The user's own flags, for the user's own
-				// pod: a question of clear errors rather than of privilege.
-				t.Skip("known issue: a newline in --dns-search, --dns-opt, --dns-domain or a --dns zone adds lines to resolv.conf")
-			}
 			t.Fatalf("resolvConf(%+v) names the servers %q, want %q:\n%s", d, got, want, out)
 		}
 	})

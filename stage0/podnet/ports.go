@@ -63,6 +63,10 @@ func parseNamedPort(value, name, rest string, exposed []string) (poddir.Port, er
 		}
 		return poddir.Port{}, fmt.Errorf("--port %s: the image exposes no port %s (it exposes %s)", value, name, strings.Join(names, ", "))
 	}
+	// The image's ExposedPorts may name any protocol; the network helpers forward tcp and udp.
+	if proto != "tcp" && proto != "udp" {
+		return poddir.Port{}, fmt.Errorf("--port %s: the image exposes %s/%s, but kite publishes tcp and udp ports only", value, num, proto)
+	}
 	hostIP, hostPort, err := splitHost(rest)
 	if err != nil {
 		return poddir.Port{}, fmt.Errorf("--port %s: %w", value, err)

@@ -47,6 +47,9 @@ func TestParsePortRefused(t *testing.T) {
 	if _, err := ParsePort("80-tcp:8080", nil); err == nil || !strings.Contains(err.Error(), "exposes no ports") {
 		t.Errorf("a name with an image that exposes nothing: %v", err)
 	}
+	if _, err := ParsePort("80-sctp:8080", []string{"80/sctp"}); err == nil || !strings.Contains(err.Error(), "tcp and udp ports only") {
+		t.Errorf("a name of an exposed sctp port: %v", err)
+	}
 }
 
 // TestCheckPorts binds a port of its own on loopback and expects kite to refuse it, for TCP and
