@@ -154,12 +154,8 @@ func FuzzCheckPreservedFDs(f *testing.F) {
 		if n < 0 {
 			t.Fatalf("checkPreservedFDs(%d) accepted a negative count", n)
 		}
-		if 3+n < 3 {
-			// Known issue (reported in the hardening issue): the loop bound 3+n overflows for
-			// n > MaxInt-3, so no descriptor is checked and the count is accepted; kite then
-			// records it in config.json and CloseExtraFDs(3+n) gets a negative first
-			// descriptor. Remove this once checkPreservedFDs refuses such counts.
-			t.Skip("known issue: --preserve-fds above MaxInt-3 overflows and is accepted unchecked")
+		if 3+n-1 > math.MaxInt32 {
+			t.Fatalf("checkPreservedFDs(%d) accepted descriptors beyond the largest there can be", n)
 		}
 	})
 }

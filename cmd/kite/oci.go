@@ -151,8 +151,8 @@ func ociCreate(c *cli.Context) error {
 		return err
 	}
 	preserve := c.Int("preserve-fds")
-	if preserve < 0 {
-		return usageErr(fmt.Errorf("--preserve-fds %d: give a count", preserve))
+	if err := checkPreservedFDs(preserve); err != nil {
+		return usageErr(err)
 	}
 	var h *imageHelper
 	compile := func(p *specs.LinuxSeccomp) ([]byte, error) {

@@ -200,8 +200,8 @@ func singleMappingWarning(store string) string {
 // checkPreservedFDs checks that descriptors 3 to 3+n-1 are open: a gap would let a descriptor kite
 // opens later take its number and reach the app.
 func checkPreservedFDs(n int) error {
-	if n < 0 {
-		return fmt.Errorf("--preserve-fds %d: must not be negative", n)
+	if n < 0 || n > poddir.MaxPreservedFDs {
+		return fmt.Errorf("--preserve-fds %d: give a count from 0 to the number of descriptors passed from 3 on", n)
 	}
 	for fd := 3; fd < 3+n; fd++ {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {

@@ -6,6 +6,7 @@ package poddir
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -93,12 +94,8 @@ func FuzzPreservedFDs(f *testing.F) {
 		if want, err := strconv.Atoi(v); n < 0 || err != nil || n != want {
 			t.Fatalf("PreservedFDs(%q) = %d", v, n)
 		}
-		if 3+n < 3 {
-			// Known issue (reported in the hardening issue): PreservedFDs takes any int, and
-			// kite run's checkPreservedFDs (cmd/kite) lets --preserve-fds above MaxInt-3 through
-			// because its loop bound 3+n overflows; CloseExtraFDs(3+n) then gets a negative
-			// first descriptor. Remove this once both refuse such counts.
-			t.Skip("known issue: a preserve-fds count of more than MaxInt-3 overflows 3+count")
+		if 3+n-1 > math.MaxInt32 {
+			t.Fatalf("PreservedFDs(%q) = %d: descriptors beyond the largest there can be", v, n)
 		}
 	})
 }

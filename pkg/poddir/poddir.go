@@ -6,6 +6,7 @@ package poddir
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -260,6 +261,10 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return os.Rename(tmp.Name(), path)
 }
 
+// MaxPreservedFDs is the most descriptors a pod can be given: descriptors are C ints, so the last
+// one, 3+n-1, must be one.
+const MaxPreservedFDs = math.MaxInt32 - 3
+
 // PreservedFDs reads PreserveFDsAnnotation from config.json's annotations: how many descriptors
 // from 3 on the app gets.
 func PreservedFDs(annotations map[string]string) (int, error) {
@@ -268,8 +273,8 @@ func PreservedFDs(annotations map[string]string) (int, error) {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("config.json: annotation %s=%q is not a count", PreserveFDsAnnotation, v)
+	if err != nil || n < 0 || n > MaxPreservedFDs {
+		return 0, fmt.Errorf("config.json: annotation %s=%q is not a count from 0 to %d", PreserveFDsAnnotation, v, MaxPreservedFDs)
 	}
 	return n, nil
 }
