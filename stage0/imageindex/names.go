@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"unicode/utf8"
 
 	"github.com/kite-runtime/kite/pkg/poddir"
 )
@@ -34,6 +35,10 @@ func namePath(imagesDir, name string) string {
 func SaveName(imagesDir, name, d string) error {
 	if !ValidDigest(d) {
 		return fmt.Errorf("invalid manifest digest %q", d)
+	}
+	// JSON would turn invalid UTF-8 into U+FFFD, and LookupName would never find the name.
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("image name %q is not valid UTF-8", name)
 	}
 	p := namePath(imagesDir, name)
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {

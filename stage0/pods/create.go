@@ -277,7 +277,8 @@ func AppName(rec *imageindex.Record) string {
 	if i := strings.LastIndexAny(name, ":@"); i >= 0 {
 		name = name[:i]
 	}
-	if name == "" {
+	// "." or ".." would make the app's directory the apps directory or the pod's.
+	if name == "" || name == "." || name == ".." {
 		return "app"
 	}
 	return name

@@ -40,11 +40,7 @@ func FuzzAppName(f *testing.F) {
 			t.Fatalf("AppName(%q) = %q", name, got)
 		}
 		if got == "." || got == ".." {
-			// Known issue (reported in the hardening issue): AppName keeps a last path
-			// component of . or .. ("x/..:tag" gives ".."), and AppDir("..") is the pod
-			// directory itself. No name kite-image stores has such a component (docker
-			// references cannot), so only a hand-edited record gives one.
-			t.Skip("known issue: AppName can return . or .. for a record's name that no fetch stores")
+			t.Fatalf("AppName(%q) = %q, which names a directory above the app's", name, got)
 		}
 	})
 }
