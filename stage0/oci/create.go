@@ -122,6 +122,15 @@ func readBundle(bundle string) (*specs.Spec, error) {
 	if st, err := os.Stat(s.Root.Path); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("config.json: root.path %s is not a directory", s.Root.Path)
 	}
+	// A relative bind source is relative to the bundle (config.md, "Mounts"), whether the mount
+	// says bind by its type or by its options; the pod's init would read it as a path of the pod
+	// directory.
+	for i, m := range s.Mounts {
+		bind := m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
+		if bind && !filepath.IsAbs(m.Source) {
+			s.Mounts[i].Source = filepath.Join(bundle, m.Source)
+		}
+	}
 	if s.Linux == nil {
 		s.Linux = &specs.Linux{}
 	}

@@ -72,7 +72,11 @@ func create(t *testing.T, root string, s *specs.Spec) (*Created, []string, error
 
 func TestCreateWritesAPodOfOneApp(t *testing.T) {
 	root := t.TempDir()
-	c, warnings, err := create(t, root, bundleSpec())
+	s := bundleSpec()
+	s.Mounts = append(s.Mounts,
+		specs.Mount{Destination: "/data", Type: "bind", Source: "data", Options: []string{"bind"}},
+		specs.Mount{Destination: "/more", Source: "more", Options: []string{"rbind", "ro"}})
+	c, warnings, err := create(t, root, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +109,11 @@ func TestCreateWritesAPodOfOneApp(t *testing.T) {
 	}
 	if m := mounts["/dev/null"]; m.Source != "/dev/null" {
 		t.Errorf("no default device /dev/null bound from the host: %+v", m)
+	}
+	for dest, source := range map[string]string{"/data": "data", "/more": "more"} {
+		if m := mounts[dest]; m.Source != filepath.Join(c.Pod.OCI.Bundle, source) {
+			t.Errorf("the relative bind source of %s is %q, want it in the bundle %s", dest, m.Source, c.Pod.OCI.Bundle)
+		}
 	}
 	var rootfs poddir.Rootfs
 	readJSON(t, appDir, poddir.RootfsFile, &rootfs)
