@@ -6,7 +6,9 @@
 # there as a seed once the bug is fixed. Exits 1 when a target failed.
 # Environment: GO (go), TAGS (build tags), FUZZTIME (60s), FUZZ (a regular expression: only the
 # targets it matches), FUZZPARALLEL (go test -parallel: fuzzing processes per target; go's
-# default, GOMAXPROCS, when empty). Each target's output goes to tests/out/fuzz/FuzzX.log.
+# default, GOMAXPROCS, when empty). Each target's output goes to tests/out/fuzz/FuzzX.log, and the
+# summary also to tests/out/fuzz/summary.tsv (target, package, fuzz time asked, seconds, result,
+# executions), which make hardening reads.
 # Usage: fuzz.sh
 set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -39,6 +41,8 @@ echo "fuzz: $n targets, $FUZZTIME each${FUZZPARALLEL:+, $FUZZPARALLEL processes}
 
 summary=$(mktemp)
 trap 'rm -f "$summary"' EXIT
+tsv=$logs/summary.tsv
+: >"$tsv"
 failed=0
 set -f # package directories and targets are words, never patterns
 echo "$list" | {
@@ -56,6 +60,7 @@ echo "$list" | {
 		# go test -fuzz prints "fuzz: elapsed: 1m0s, execs: 123456 (2057/sec), ..." as it goes.
 		execs=$(sed -n 's/^fuzz: elapsed: .*, execs: \([0-9]*\) .*/\1/p' "$log" | tail -n 1)
 		printf '%-32s %6ss  %-4s  %s\n' "$t" "$secs" "$result" "${execs:--} execs" >>"$summary"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$pkg" "$FUZZTIME" "$secs" "$result" "${execs:-0}" >>"$tsv"
 		if [ "$result" = FAIL ]; then
 			input=$(sed -n 's/^.*Failing input written to \(testdata\/fuzz\/[^ ]*\).*/\1/p' "$log" | tail -n 1)
 			echo "fuzz: $t FAILED; its output (tests/out/fuzz/$t.log) ends:"
