@@ -145,6 +145,12 @@ func newTempDir(dir datadir.Dir) (string, func(), error) {
 	}, nil
 }
 
+// removeAbandonedFetches removes the temporary directories of the data dir's fetches that were
+// killed. The tmp directory itself stays: a fetch starting now may be about to make its own there.
+func removeAbandonedFetches(dir datadir.Dir) {
+	removeAbandoned(filepath.Join(dir.Root, "tmp"))
+}
+
 // removeAbandoned removes the temporary directories in parent whose fetch no longer runs.
 func removeAbandoned(parent string) {
 	dirs, _ := filepath.Glob(filepath.Join(parent, "fetch-*"))

@@ -225,6 +225,9 @@ func (s *Store) GC(dir datadir.Dir, grace time.Duration) ([]string, error) {
 	if err := s.removeUnusedLayers(); err != nil {
 		return removed, err
 	}
+	// A fetch killed with its helper (SIGKILL to its process group) leaves its temporary files,
+	// a partial layer blob among them, until the next fetch; gc is where a user reclaims space.
+	removeAbandonedFetches(dir)
 	return removed, s.removeStaleRecords(dir)
 }
 
