@@ -11,7 +11,7 @@ TEST_USER ?= kite-test
 # Debian packages the build and the tests need.
 APT_PACKAGES := gcc pkg-config libseccomp-dev uidmap passt slirp4netns busybox-static systemd jq bash zsh fish
 
-.PHONY: all build deps demo test unit e2e images bench fuzz oci-conformance lint install clean man
+.PHONY: all build deps demo test unit e2e images bench fuzz hardening oci-conformance lint install clean man
 
 all: build
 
@@ -71,6 +71,19 @@ bench: deps build images
 FUZZTIME ?= 60s
 fuzz:
 	@GO='$(GO)' TAGS='$(TAGS)' FUZZTIME='$(FUZZTIME)' FUZZ='$(FUZZ)' FUZZPARALLEL='$(FUZZPARALLEL)' sh tests/scripts/fuzz.sh
+
+# hardening runs the hardening tests of the e2e suite at full size (hostile images from three
+# transports, CVE regressions, TORTURE_RUNS kills of each command, TORTURE_PODS pods at once, a full
+# disk), then every fuzz target for FUZZTIME, and writes the counts into SECURITY.md. About an hour.
+# HARDENING_STEPS="fuzz report" runs part of it; see tests/scripts/hardening.sh.
+HARDENING_TESTS         ?= Hostile|CVE|Torture|Bomb|FullDisk
+HARDENING_ROOTFUL_TESTS ?= Rootful.*(Hostile|CVE|Torture|Bomb|FullDisk)
+hardening: deps build images
+	$(GO) test -c -o $(BIN)/e2e.test ./tests/e2e
+	@GO='$(GO)' TAGS='$(TAGS)' FUZZTIME='$(FUZZTIME)' HARDENING_STEPS='$(HARDENING_STEPS)' \
+		HARDENING_TESTS='$(HARDENING_TESTS)' HARDENING_ROOTFUL_TESTS='$(HARDENING_ROOTFUL_TESTS)' \
+		TORTURE_RUNS='$(TORTURE_RUNS)' TORTURE_PODS='$(TORTURE_PODS)' TORTURE_SEED='$(TORTURE_SEED)' \
+		sh tests/scripts/hardening.sh $(TEST_USER)
 
 # oci-conformance runs runtime-tools' OCI validation programs against bin/kite-oci as an
 # unprivileged user and fails on a program of tests/oci-conformance/expected-pass.txt that does not
