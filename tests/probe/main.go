@@ -1,7 +1,8 @@
 // Command probe is copied into kite's test images and reports what a containerized app sees:
 // identity, privileges, mounts and fds (info), file owners (stat), signal delivery (trap), reaping
-// (zombies), stdio plumbing (output), exit codes (exit), system call filters (syscall) and
-// networks (interfaces, serve, connect). Its JSON is defined in tests/probe/report.
+// (zombies), stdio plumbing (output), exit codes (exit), system call filters (syscall),
+// networks (interfaces, serve, connect) and escape attempts (tiocsti, watch, swap, setcap,
+// as-user). Its JSON is defined in tests/probe/report.
 //
 // It must stay static (CGO_ENABLED=0) because test images have no libc. It must not open fds the
 // app did not inherit, or `probe info` would report them as leaked: so it reads /proc with raw
@@ -34,6 +35,15 @@ const usage = `usage:
   probe connect [-wait] tcp|udp HOST:PORT
                        send "hello", print the answer (HOST gateway: the default route's);
                        -wait: try a refused connection again for up to 10s
+  probe tiocsti FD TEXT
+                       push TEXT into the input of the terminal on FD (TIOCSTI), print "tiocsti: ok|ERRNO"
+  probe watch SECONDS  print "ready", try for SECONDS to attach to and read other processes' /proc
+                       entries (mem, environ, exe, fd), then print a JSON line per success
+  probe swap A B SECONDS
+                       print "ready", exchange the names A and B (renameat2) for SECONDS
+  probe setcap PATH    give PATH all file capabilities, print "setcap: ok|ERRNO"
+  probe as-user UID PROG ARGS...
+                       exec PROG as UID and GID UID, without supplementary groups
 `
 
 // Exit statuses of the probe itself; `probe exit N` uses N instead.
@@ -78,6 +88,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdServe(args, stdout, stderr)
 	case "connect":
 		return cmdConnect(args, stdout, stderr)
+	case "tiocsti":
+		return cmdTIOCSTI(args, stdout, stderr)
+	case "watch":
+		return cmdWatch(args, stdout, stderr)
+	case "swap":
+		return cmdSwap(args, stdout, stderr)
+	case "setcap":
+		return cmdSetcap(args, stdout, stderr)
+	case "as-user":
+		return cmdAsUser(args, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
