@@ -284,15 +284,13 @@ func ociMonitor(c *cli.Context, ready, lock *os.File) error {
 	return errors.New("the monitor did not start")
 }
 
-// inheritedFile is the descriptor the environment variable name carries, or nil. The variable is
-// unset: ExecDir names the descriptors the monitor gets anew.
+// inheritedFile is the descriptor the environment variable name carries, or nil. ExecDir names
+// the descriptors the monitor gets anew.
 func inheritedFile(name, what string) *os.File {
-	fd, err := strconv.Atoi(os.Getenv(name))
-	os.Unsetenv(name)
-	if err != nil || fd < 3 {
-		return nil
+	if fd := poddir.InheritedFd(name); fd >= 0 {
+		return os.NewFile(uintptr(fd), what)
 	}
-	return os.NewFile(uintptr(fd), what)
+	return nil
 }
 
 func ociStartCommand() *cli.Command {

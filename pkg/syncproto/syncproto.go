@@ -24,8 +24,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 
+	"github.com/kite-runtime/kite/pkg/poddir"
 	"golang.org/x/sys/unix"
 )
 
@@ -82,12 +82,10 @@ func Pair() (parent, child *Conn, err error) {
 // descriptor close-on-exec again so it does not leak into the app.
 func FromEnv(name string) (*Conn, error) {
 	v := os.Getenv(name)
-	os.Unsetenv(name)
-	fd, err := strconv.Atoi(v)
-	if err != nil || fd < 3 {
+	fd := poddir.InheritedFd(name)
+	if fd < 0 {
 		return nil, fmt.Errorf("read %s: %q is not a file descriptor (kite-stage1 is started by kite, not by hand)", name, v)
 	}
-	unix.CloseOnExec(fd)
 	return newConn(fd, "sync"), nil
 }
 

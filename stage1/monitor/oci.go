@@ -38,23 +38,11 @@ func newOCIControl(pod *poddir.Pod, podDir string, initPid int) *ociControl {
 		return nil
 	}
 	c := &ociControl{oci: pod.OCI, podDir: podDir, initPid: initPid, initPidfd: -1}
-	if fd := inheritedFd(poddir.ReadyFdEnv); fd > 2 {
+	if fd := poddir.InheritedFd(poddir.ReadyFdEnv); fd > 2 {
 		c.ready = os.NewFile(uintptr(fd), "ready")
 	}
-	c.initPidfd = inheritedFd(poddir.InitPidfdEnv)
+	c.initPidfd = poddir.InheritedFd(poddir.InitPidfdEnv)
 	return c
-}
-
-// inheritedFd takes the descriptor the environment variable name carries (-1 if none), and
-// keeps it from the apps.
-func inheritedFd(name string) int {
-	fd, err := strconv.Atoi(os.Getenv(name))
-	os.Unsetenv(name)
-	if err != nil || fd < 3 {
-		return -1
-	}
-	unix.CloseOnExec(fd)
-	return fd
 }
 
 // waitInit waits until the init has ended: its pidfd turns readable.
