@@ -5,6 +5,7 @@ package seccompbpf
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -57,8 +58,23 @@ func Compile(profile *specs.LinuxSeccomp, required []string, out *os.File) error
 			return err
 		}
 	}
-	if err := f.ExportBPF(out); err != nil {
+	// libseccomp reports any failed write of the export as ECANCELED ("operation canceled"),
+	// which hides a full disk. Export to memory (a memfd: seccomp_export_bpf_mem needs libseccomp
+	// 2.6) and write the program here, where the write's own error is kept.
+	fd, err := unix.MemfdCreate("kite-seccomp-bpf", unix.MFD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("compile the seccomp profile: %w", os.NewSyscallError("memfd_create", err))
+	}
+	mem := os.NewFile(uintptr(fd), "kite-seccomp-bpf")
+	defer mem.Close()
+	if err := f.ExportBPF(mem); err != nil {
 		return fmt.Errorf("compile the seccomp profile: export: %w", err)
+	}
+	if _, err := mem.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("compile the seccomp profile: %w", err)
+	}
+	if _, err := io.Copy(out, mem); err != nil {
+		return fmt.Errorf("compile the seccomp profile: %w", err)
 	}
 	return nil
 }
