@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
+	"syscall"
 
 	"github.com/kite-runtime/kite/stage0/datadir"
 	"github.com/kite-runtime/kite/stage0/imageindex"
@@ -86,7 +88,7 @@ func (o FetchOptions) systemContext(dir datadir.Dir, tmp string) *types.SystemCo
 // Fetch copies the image imageRef names into the store below dir, unless it is there already,
 // writes its record and returns it. A failed fetch leaves no image, layer or record behind.
 func Fetch(ctx context.Context, dir datadir.Dir, imageRef string, opts FetchOptions) (*imageindex.Record, error) {
-	fail := func(err error) error { return fmt.Errorf("fetch %s: %w", imageRef, err) }
+	fail := func(err error) error { return fmt.Errorf("fetch %s: %w", imageRef, explainNoSpace(err, dir)) }
 	tmp, release, err := newTempDir(dir)
 	if err != nil {
 		return nil, fail(err)
@@ -289,4 +291,15 @@ type openedReference struct {
 
 func (r openedReference) NewImageSource(context.Context, *types.SystemContext) (types.ImageSource, error) {
 	return checkedSource{ImageSource: r.src, seen: r.seen}, nil
+}
+
+// explainNoSpace says where the disk is full when err says it is: the storage library names the
+// blob it was adding, not the directory, and its extraction runs in a child process that passes
+// errors on as text, so the errno is not always there to test for.
+func explainNoSpace(err error, dir datadir.Dir) error {
+	if err == nil || !(errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+		strings.Contains(err.Error(), syscall.ENOSPC.Error()) || strings.Contains(err.Error(), syscall.EDQUOT.Error())) {
+		return err
+	}
+	return fmt.Errorf("%w (the filesystem of the data directory %s is full: free space there, kite image gc removes unused images, and fetch again)", err, dir.Root)
 }
