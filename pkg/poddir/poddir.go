@@ -31,6 +31,10 @@ const (
 	NotifyDir      = "notify"      // holds NotifySocket, the pod's end of sd_notify, bound into the first app
 	UpperDir       = "upper"       // an app's overlay upper dir: its writes
 	WorkDir        = "work"        // an app's overlay work dir
+
+	// ExitStatusReserveFile holds disk space set aside for ExitStatusFile when the pod is
+	// written, and is removed just before that is written.
+	ExitStatusReserveFile = "exit-status.reserve"
 )
 
 // Directories of DATA/pods, one per stage of a pod's life (stage0/pods has the whole lifecycle).

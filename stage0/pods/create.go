@@ -155,6 +155,9 @@ func Create(d datadir.Dir, id string, c Contents) (_ *Locked, err error) {
 			return nil, fmt.Errorf("create pod: %w", err)
 		}
 	}
+	if err := reserveSpace(filepath.Join(dir, poddir.ExitStatusReserveFile), exitStatusReserve); err != nil {
+		return nil, fmt.Errorf("create pod: %w", err)
+	}
 	l := &Locked{Pod: &Pod{UUID: id, Dir: dir, State: Embryo, Manifest: &podDoc}, lock: lock}
 	to, state := poddir.RunDir, Running
 	if c.Prepare {
@@ -282,4 +285,29 @@ func AppName(rec *imageindex.Record) string {
 		return "app"
 	}
 	return name
+}
+
+// exitStatusReserve is the space set aside for the pod's exit-status file and the temporary file
+// it is renamed from: a few blocks, for a document of a few hundred bytes.
+const exitStatusReserve = 16 << 10
+
+// reserveSpace makes path a file of size allocated bytes. The monitor writes the pod's exit
+// status when the pod ends, possibly after the app filled the disk (its upper directory is in
+// the pod directory): it removes this file first, so that the status still finds room.
+func reserveSpace(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	err = unix.Fallocate(int(f.Fd()), 0, 0, size)
+	if errors.Is(err, unix.EOPNOTSUPP) {
+		// Filesystems without fallocate(2) allocate what is written.
+		_, err = f.Write(make([]byte, size))
+	} else if err != nil {
+		err = &os.PathError{Op: "fallocate", Path: path, Err: err}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -149,7 +149,7 @@ func run(podDir string, pod *poddir.Pod, oci **ociControl) (int, error) {
 		// the pod: the app ended by that signal.
 		code = exitcode.FromWaitStatus(ws)
 		st := poddir.ExitStatus{Finished: time.Now().UTC(), Code: code, Signal: unix.SignalName(ws.Signal()), SchemaVersion: poddir.SchemaVersion}
-		return code, poddir.WriteJSON(podDir, poddir.ExitStatusFile, st)
+		return code, writeExitStatus(podDir, st)
 	}
 	if err == nil && code == exitcode.Failed {
 		if waitErr != nil {
@@ -267,12 +267,20 @@ func supervise(conn *syncproto.Conn, initPid int, podDir string, sigs <-chan os.
 					aws := syscall.WaitStatus(a.Status)
 					st.Apps = append(st.Apps, poddir.AppExit{Name: a.Name, Code: exitcode.FromWaitStatus(aws), Signal: signalName(aws)})
 				}
-				return code, poddir.WriteJSON(podDir, poddir.ExitStatusFile, st)
+				return code, writeExitStatus(podDir, st)
 			default:
 				return exitcode.Failed, fmt.Errorf("the pod's init sent an unknown message %q", m.Type)
 			}
 		}
 	}
+}
+
+// writeExitStatus records how the pod ended. The space kite set aside for the record when it
+// wrote the pod goes first: an app that filled the disk would otherwise leave its pod exited with
+// no status.
+func writeExitStatus(podDir string, st poddir.ExitStatus) error {
+	os.Remove(filepath.Join(podDir, poddir.ExitStatusReserveFile))
+	return poddir.WriteJSON(podDir, poddir.ExitStatusFile, st)
 }
 
 // signalName names the signal that ended a process, "" if none did.
