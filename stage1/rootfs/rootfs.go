@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/kite-runtime/kite/pkg/poddir"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -65,9 +67,11 @@ func Assemble(dir string, mounts []specs.Mount, layers *poddir.Rootfs, opts Opti
 	}
 	// Before the root turns read-only; resolved inside it, like the mounts.
 	if opts.Cwd != "" {
-		p, err := securejoin.SecureJoin(dir, opts.Cwd)
+		rel, err := inRoot(dir, opts.Cwd)
 		if err == nil {
-			err = os.MkdirAll(p, 0o755)
+			// Component by component inside the root: a volume another pod shares could turn a
+			// directory on the way into a symlink out of it (CVE-2021-30465).
+			err = pathrs.MkdirAll(dir, rel, 0o755)
 		}
 		if err != nil {
 			return fmt.Errorf("create working directory %s: %w", opts.Cwd, err)
@@ -121,87 +125,173 @@ func mountRoot(layers *poddir.Rootfs, dir string) error {
 }
 
 func mountOne(root string, m specs.Mount) error {
-	// The destination is resolved inside the rootfs: a symlink in the image must not make the
-	// mount land on the host.
-	dest, err := securejoin.SecureJoin(root, m.Destination)
-	if err != nil {
-		return fmt.Errorf("mount %s: resolve inside the rootfs: %w", m.Destination, err)
-	}
 	o := parseOptions(m.Options)
 	if m.Type == "bind" {
 		o.bind = true
 	}
-	if o.bind {
-		return bindMount(m, dest, o)
+	if err := checkKernelFSTarget(root, m); err != nil {
+		return err
 	}
-	if err := os.MkdirAll(dest, 0o755); err != nil {
+	if o.bind {
+		return bindMount(root, m, o)
+	}
+	// The destination is resolved inside the rootfs, and mounted on through the descriptor
+	// that resolution opened: a symlink in the image, or one swapped in by another pod that
+	// shares a volume on the way, must not make the mount land outside (CVE-2021-30465).
+	target, err := openMountTarget(root, m.Destination, true)
+	if err != nil {
 		return fmt.Errorf("mount %s: %w", m.Destination, err)
 	}
-	if err := unix.Mount(m.Source, dest, m.Type, o.flags, o.dataString()); err != nil {
+	defer target.Close()
+	if err := unix.Mount(m.Source, fdPath(target), m.Type, o.flags, o.dataString()); err != nil {
 		return fmt.Errorf("mount %s (%s) on %s: %w", m.Source, m.Type, m.Destination, err)
 	}
-	return setPropagation(m, dest, o)
+	return setPropagation(root, m, o)
 }
 
-func bindMount(m specs.Mount, dest string, o mountOptions) error {
+// checkKernelFSTarget refuses to mount proc or sysfs anywhere but at the destination itself: the
+// masks and read-only paths that follow are paths in them, and an image whose /proc is a symlink
+// would otherwise have proc mounted where the link leads and its own files at /proc
+// (CVE-2019-16884, and runc's answer to it, refuses the same).
+func checkKernelFSTarget(root string, m specs.Mount) error {
+	if m.Type != "proc" && m.Type != "sysfs" {
+		return nil
+	}
+	rel, err := inRoot(root, m.Destination)
+	if err != nil {
+		return fmt.Errorf("mount %s: resolve inside the rootfs: %w", m.Destination, err)
+	}
+	want := strings.TrimPrefix(filepath.Clean("/"+m.Destination), "/")
+	st, err := os.Lstat(filepath.Join(root, want))
+	if rel != want || err == nil && !st.IsDir() {
+		return fmt.Errorf("mount %s on %s: %s is a symlink or not a directory in the root filesystem; refusing to mount %s anywhere else (CVE-2019-16884)", m.Type, m.Destination, m.Destination, m.Type)
+	}
+	return nil
+}
+
+// bindMount clones the source's mount tree, sets the options on the clone while it is still
+// detached, then attaches it where the destination resolves inside root: what is attached is
+// what was asked for, even if the path changes meanwhile (a path-based mount_setattr(2) after a
+// mount(2) could give the options to another mount).
+func bindMount(root string, m specs.Mount, o mountOptions) error {
 	st, err := os.Stat(m.Source)
 	if err != nil {
 		return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
 	}
-	if err := makeTarget(dest, st.IsDir()); err != nil {
-		return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
-	}
-	flags := uintptr(unix.MS_BIND)
+	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+	at := uint(unix.AT_EMPTY_PATH)
 	if o.recursive {
-		flags |= unix.MS_REC
+		flags |= unix.AT_RECURSIVE
+		at |= unix.AT_RECURSIVE
 	}
-	if err := unix.Mount(m.Source, dest, "", flags, ""); err != nil {
-		return fmt.Errorf("bind mount %s on %s: %w", m.Source, m.Destination, err)
+	tree, err := unix.OpenTree(unix.AT_FDCWD, m.Source, flags)
+	if err != nil {
+		return fmt.Errorf("bind mount %s on %s: %w", m.Source, m.Destination, os.NewSyscallError("open_tree", err))
 	}
+	defer unix.Close(tree)
 	if o.attrSet != 0 || o.attrClr != 0 {
 		attr := unix.MountAttr{Attr_set: o.attrSet, Attr_clr: o.attrClr}
-		at := 0
-		if o.recursive {
-			at = unix.AT_RECURSIVE
-		}
-		err := unix.MountSetattr(unix.AT_FDCWD, dest, uint(at), &attr)
+		err := unix.MountSetattr(tree, "", at, &attr)
 		if err == unix.EPERM && (attr.Attr_set|attr.Attr_clr)&unix.MOUNT_ATTR__ATIME != 0 {
 			// A user namespace cannot change the access-time behaviour of a mount it got from the
 			// host (the kernel locks it): the bind keeps the host's; the other options apply.
 			attr.Attr_set &^= unix.MOUNT_ATTR__ATIME
 			attr.Attr_clr &^= unix.MOUNT_ATTR__ATIME
-			err = unix.MountSetattr(unix.AT_FDCWD, dest, uint(at), &attr)
+			err = unix.MountSetattr(tree, "", at, &attr)
 		}
 		if err != nil {
 			return fmt.Errorf("set options %v on %s: %w", m.Options, m.Destination, os.NewSyscallError("mount_setattr", err))
 		}
 	}
-	return setPropagation(m, dest, o)
+	target, err := openMountTarget(root, m.Destination, st.IsDir())
+	if err != nil {
+		return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
+	}
+	defer target.Close()
+	if err := unix.MoveMount(tree, "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return fmt.Errorf("bind mount %s on %s: %w", m.Source, m.Destination, os.NewSyscallError("move_mount", err))
+	}
+	return setPropagation(root, m, o)
 }
 
-func setPropagation(m specs.Mount, dest string, o mountOptions) error {
+func setPropagation(root string, m specs.Mount, o mountOptions) error {
 	if o.propagation == 0 {
 		return nil
 	}
-	if err := unix.Mount("", dest, "", o.propagation, ""); err != nil {
+	// Through a fresh descriptor of the destination, which now leads to the new mount.
+	target, err := openMountTarget(root, m.Destination, true)
+	if err != nil {
+		return fmt.Errorf("set propagation of %s: %w", m.Destination, err)
+	}
+	defer target.Close()
+	if err := unix.Mount("", fdPath(target), "", o.propagation, ""); err != nil {
 		return fmt.Errorf("set propagation of %s: %w", m.Destination, err)
 	}
 	return nil
 }
 
-// makeTarget creates the mount point: a directory for a directory, an empty file otherwise.
-func makeTarget(dest string, dir bool) error {
-	if dir {
-		return os.MkdirAll(dest, 0o755)
-	}
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(dest, os.O_CREATE|os.O_RDONLY|unix.O_NOFOLLOW, 0o644)
+// inRoot is dest with the symlinks that lead through it now resolved inside root, relative to
+// root: the name to create if nothing is there yet.
+func inRoot(root, dest string) (string, error) {
+	full, err := securejoin.SecureJoin(root, dest)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return f.Close()
+	return filepath.Rel(root, full)
+}
+
+// fdPath names what an open descriptor refers to, for the system calls that take only a path:
+// mount(2) on it mounts on that very directory or file, however its name changed.
+func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
+
+// openMountTarget opens the mount point dest (a directory, or a file when dir is false) inside
+// root as an O_PATH descriptor, creating what is missing. Each component is resolved and created
+// inside root at the moment it is used (pathrs-lite: openat2 RESOLVE_IN_ROOT, or its checked
+// emulation), so a symlink swapped in on the way never leads out of root, and a file is never
+// created through a symlink (CVE-2021-30465).
+func openMountTarget(root, dest string, dir bool) (*os.File, error) {
+	rel, err := inRoot(root, dest)
+	if err != nil {
+		return nil, err
+	}
+	rootDir, err := os.OpenFile(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer rootDir.Close()
+	if dir {
+		return pathrs.MkdirAllHandle(rootDir, rel, 0o755)
+	}
+	parent, err := pathrs.MkdirAllHandle(rootDir, filepath.Dir(rel), 0o755)
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	base := filepath.Base(rel)
+	fd, err := unix.Openat(int(parent.Fd()), base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		var created int
+		created, err = unix.Openat(int(parent.Fd()), base, unix.O_CREAT|unix.O_EXCL|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		if err == nil {
+			unix.Close(created)
+			fd, err = unix.Openat(int(parent.Fd()), base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		}
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dest, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), dest)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "stat", Path: dest, Err: err}
+	}
+	// The symlinks on the way were resolved a moment ago: one here now was swapped in since.
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		f.Close()
+		return nil, fmt.Errorf("mount target %s changed into a symlink while it was being mounted on", dest)
+	}
+	return f, nil
 }
 
 // devSymlinks adds the links every Linux program expects in /dev when the pod has its own /dev.
