@@ -117,6 +117,16 @@ func run(podDir string, pod *poddir.Pod, oci **ociControl) (int, error) {
 		if helper, err = startNetHelper(n, initPid, podDir); err == nil {
 			err = parent.Send(syncproto.Message{Type: syncproto.Network})
 		}
+		if err != nil {
+			// The init may have failed first (a refused mount), and this step only because it
+			// was gone: pasta cannot join a dead process's namespaces, the message finds no
+			// reader. Its own error, already sent, says what went wrong; once it is dead, the
+			// socket holds that message or reads as closed.
+			unix.Kill(initPid, unix.SIGKILL)
+			if m, rerr := parent.Recv(); rerr == nil && m.Type == syncproto.Error {
+				code, err = codeOr(m.Code), errors.New(m.Text)
+			}
+		}
 	}
 	if err == nil {
 		code, err = supervise(parent, initPid, podDir, sigs, notify, *oci)
