@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -230,6 +231,17 @@ done; echo done`
 			// /proc/self/exe is the shell, busybox of the pod's own overlay: ETXTBSY as well.
 			if strings.TrimSpace(r.Stdout) != "done" {
 				t.Errorf("%v: the pod wrote to a running program: %s", flags, r)
+			}
+		}
+		wantSameBinaries(t, bin, own)
+	})
+
+	t.Run("enter", func(t *testing.T) {
+		bin := userOwnedBinaries(t)
+		own := binarySums(t, bin)
+		for _, p := range watchEnters(t, dir, &options{bin: bin}, "cve-5736-watch") {
+			if slices.Contains(p.Access, "exe-write") || !enteredCommand(p) && slices.Contains(p.Access, "exe") {
+				t.Errorf("ESCAPE: the pod's app got %v of process %d (%q, exe %q) while kite entered it", p.Access, p.PID, p.Comm, p.Exe)
 			}
 		}
 		wantSameBinaries(t, bin, own)

@@ -48,7 +48,8 @@ type peek struct {
 	// Exe is /proc/PID/exe's target when it could be read, with what else succeeded.
 	Exe string `json:"exe"`
 	// Access names what opened: "mem" (/proc/PID/mem for writing, i.e. ptrace-attach access),
-	// "environ", "exe", "fd" (listing /proc/PID/fd).
+	// "environ", "exe" (its target read), "exe-write" (opened for writing), "fd" (listing
+	// /proc/PID/fd).
 	Access []string `json:"access"`
 	// Env is the environment read through /proc/PID/environ.
 	Env string `json:"env,omitempty"`
@@ -140,6 +141,16 @@ func peekAt(pid int, seen map[[2]int]bool) peek {
 			return false
 		}
 		p.Exe = string(buf[:n])
+		return true
+	})
+	// Writing a running program fails with ETXTBSY even where the open is allowed; an open
+	// that succeeds has reached a binary no process runs any more, CVE-2019-5736's last step.
+	try(4, "exe-write", func() bool {
+		fd, err := unix.Open(dir+"/exe", unix.O_WRONLY|unix.O_APPEND|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return false
+		}
+		unix.Close(fd)
 		return true
 	})
 	try(3, "fd", func() bool {

@@ -38,7 +38,7 @@ const usage = `usage:
   probe tiocsti FD TEXT
                        push TEXT into the input of the terminal on FD (TIOCSTI), print "tiocsti: ok|ERRNO"
   probe watch SECONDS  print "ready", try for SECONDS to attach to and read other processes' /proc
-                       entries (mem, environ, exe, fd), then print a JSON line per success
+                       entries (mem, environ, exe, exe-write, fd), then print a JSON line per success
   probe swap A B SECONDS
                        print "ready", exchange the names A and B (renameat2) for SECONDS
   probe setcap PATH    give PATH all file capabilities, print "setcap: ok|ERRNO"
