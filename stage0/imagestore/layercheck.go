@@ -208,6 +208,9 @@ func checkEntries(tr *tar.Reader) (*layerDirs, error) {
 		if err != nil {
 			return nil, err
 		}
+		if isSparse(hdr) {
+			return nil, fmt.Errorf("entry %q is a sparse file of %d bytes: the store would write it out whole (a layer of a few hundred bytes can claim a terabyte), and image tools never write sparse entries", hdr.Name, hdr.Size)
+		}
 		if link := symlinkAbove(name, kinds); link != "" {
 			return nil, fmt.Errorf("entry %q lies below %q, a symbolic link the same layer made", hdr.Name, link)
 		}
@@ -230,6 +233,20 @@ func checkEntries(tr *tar.Reader) (*layerDirs, error) {
 			dirs.made[name] = true
 		}
 	}
+}
+
+// isSparse reports whether hdr is a GNU sparse file, in the old GNU format or in one of its PAX
+// encodings; archive/tar reads both and hands out the expanded contents.
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 // checkLowerSymlinks checks the layers of the stored image ref that the copy read against the
