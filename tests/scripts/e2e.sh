@@ -25,4 +25,5 @@ runuser -u "$1" -- env TMPDIR="$scratch" KITE_BIN_DIR="$KITE_BIN_DIR" KITE_TEST_
 	KITE_TORTURE_PODS="${KITE_TORTURE_PODS:-}" KITE_TORTURE_SEED="${KITE_TORTURE_SEED:-}" \
 	"$here/bin/e2e.test" $args -test.run "$run" -test.skip Rootful
 echo "== rootful, as root"
-"$here/bin/e2e.test" $args -test.run "${E2E_ROOTFUL_RUN:-Rootful}"
+# The small-disk tests mount a tmpfs as root and run kite on it as the test user.
+KITE_TEST_USER="$1" "$here/bin/e2e.test" $args -test.run "${E2E_ROOTFUL_RUN:-Rootful}"
