@@ -80,6 +80,7 @@ const (
 	stepJoin
 	stepForked // not a failure: kite enter's first child reports its second's PID
 	stepStage1
+	stepDirOutside
 )
 
 // ErrStage1 is what the child reports when the app's command is its own binary, kite-stage1.
@@ -91,6 +92,7 @@ var stepNames = map[uint32]string{
 	stepDescriptors: "pass descriptors", stepFilter: "load the seccomp filter",
 	stepGroups: "set supplementary groups", stepGID: "set the group id", stepUID: "set the user id",
 	stepDir: "enter the working directory", stepJoin: "join the pod's namespaces", stepStage1: "check the command",
+	stepDirOutside: "enter the working directory, which is outside the app's root filesystem (CVE-2024-21626)",
 }
 
 // ExecError is a failure of the exec itself, which decides the exit status (126 or 127).
@@ -166,6 +168,8 @@ func StartApp(a *App) (int, error) {
 	selfExe := []byte("/proc/self/exe\x00")
 	stats := new([2]unix.Statx_t)
 	c.selfExe, c.stats = uintptr(unsafe.Pointer(&selfExe[0])), stats
+	cwd := new([unix.PathMax]byte)
+	c.cwd = cwd
 	// The child keeps the permitted and effective sets it inherits and sets the inheritable
 	// one: capset(2) with the data capget(2) gives here, inheritable replaced.
 	capHeader := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
@@ -203,6 +207,7 @@ func StartApp(a *App) (int, error) {
 	runtime.KeepAlive(&capData)
 	runtime.KeepAlive(selfExe)
 	runtime.KeepAlive(stats)
+	runtime.KeepAlive(cwd)
 	runtime.KeepAlive(listenPID)
 	return pid, err
 }
@@ -284,6 +289,7 @@ type appChild struct {
 	capHeader, capData   uintptr
 	selfExe              uintptr
 	stats                *[2]unix.Statx_t
+	cwd                  *[unix.PathMax]byte
 	listenPID            *[32]byte
 	report               uintptr
 }
@@ -441,6 +447,13 @@ func forkApp(c *appChild) (int, syscall.Errno) {
 	}
 	if _, _, e = syscall.RawSyscall(syscall.SYS_CHDIR, c.dir, 0, 0); e != 0 {
 		step = stepDir
+		goto fail
+	}
+	// A working directory such as /proc/self/fd/N follows a descriptor this process still
+	// holds to wherever it leads, outside the root too; getcwd(2) then answers with
+	// "(unreachable)" instead of a path (CVE-2024-21626).
+	if _, _, e = syscall.RawSyscall(syscall.SYS_GETCWD, uintptr(unsafe.Pointer(&c.cwd[0])), uintptr(len(c.cwd)), 0); e == 0 && c.cwd[0] != '/' {
+		step, e = stepDirOutside, unix.EACCES
 		goto fail
 	}
 	if sameFile(c.path, c.selfExe, c.stats) {
