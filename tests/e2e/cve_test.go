@@ -258,7 +258,7 @@ done; echo done`
 // open, the pod's init's descriptors out of reach, and for kite oci the program never runs
 // outside its root.
 func TestCVE_2024_21626_WorkingDirFD(t *testing.T) {
-	recordCVE(t, "CVE-2024-21626", "working directory /proc/self/fd/N (flag, image, kite oci cwd), caller's directory fds, /proc/1/fd and /proc/1/cwd from inside")
+	recordCVE(t, "CVE-2024-21626", "working directory /proc/self/fd/N (flag, image, kite oci cwd), caller's directory fds (run, enter), kite's processes' fd and cwd from inside")
 	dir := sharedDir(t, "busybox")
 
 	t.Run("run", func(t *testing.T) {
@@ -301,10 +301,32 @@ cat /tmp/info.json`
 		checkFDs(t, rep)
 	})
 
+	t.Run("enter", func(t *testing.T) {
+		// kite enter's caller leaves host directories open too; the command holds none, and
+		// the process it runs under (its parent, kite-stage1 enter) shows it none either.
+		runningPod(t, dir, nil, "cve-21626", []string{"--net=none"}, "echo ready; sleep 60")
+		const script = `probe info > /tmp/info.json || exit 1
+for f in /proc/$PPID/fd/* /proc/$PPID/cwd /proc/$PPID/root /proc/1/fd/* /proc/1/cwd; do
+  if (cd $f) 2>/dev/null; then echo "entered $f"; fi
+done
+cat /tmp/info.json`
+		r := kiteWith(t, dir, &options{extraFiles: hostDirFDs(t, dir)}, "enter", "cve-21626", "--", "sh", "-c", script)
+		wantCode(t, r, 0, "the descriptors' script under kite enter")
+		out := strings.SplitN(r.Stdout, "{", 2)
+		if strings.TrimSpace(out[0]) != "" {
+			t.Errorf("ESCAPE: kite enter's command reached into kite's processes: %q", out[0])
+		}
+		if len(out) != 2 {
+			t.Fatalf("no probe report: %s", r)
+		}
+		rep, _ := decodeReport(t, "{"+out[1])
+		checkFDs(t, rep)
+	})
+
 	t.Run("oci", func(t *testing.T) {
 		e := newOCIEnv(t)
 		for _, cwd := range []string{"/proc/self/fd/3", "/proc/self/fd/4", "/proc/self/fd/5", "/proc/self/fd/6", "/proc/self/fd/7", "/proc/self/fd/8", "/proc/1/cwd"} {
-			s := e.spec(t, "sh", "-c", "echo cwd $(pwd)")
+			s := e.spec(t, "/bin/sh", "-c", "echo cwd $(pwd)")
 			s.Process.Cwd = cwd
 			id := "cwd" + strconv.Itoa(e.count)
 			r, c := e.tryCreate(t, id, e.bundle(t, s), &options{extraFiles: hostDirFDs(t, e.data)})
@@ -321,11 +343,31 @@ cat /tmp/info.json`
 				e.waitStatus(t, id, "stopped")
 			}
 			out := c.stdoutText(t)
-			t.Logf("cwd %s: start exit status %d, stderr %q", cwd, res.Code, strings.TrimSpace(c.stderrText(t)))
+			t.Logf("cwd %s: start exit status %d: %q, the container: %q", cwd, res.Code, strings.TrimSpace(res.Stderr), strings.TrimSpace(c.stderrText(t)))
 			if strings.Contains(out, "cwd ") {
 				t.Errorf("ESCAPE: with cwd %s the program ran: %q", cwd, out)
 			}
 			e.oci(t, "delete", "--force", id)
+		}
+		// A descriptor of a host directory passed on on purpose (--preserve-fds), and the
+		// working directory through it: the program must still not start outside its root.
+		s := e.spec(t, "/bin/sh", "-c", "echo cwd $(pwd)")
+		s.Process.Cwd = "/proc/self/fd/3"
+		hostDir, err := os.Open(e.out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hostDir.Close()
+		r, c := e.tryCreate(t, "cwdpassed", e.bundle(t, s), &options{extraFiles: []*os.File{hostDir}}, "--preserve-fds", "1")
+		if r.Code == 0 {
+			res := e.oci(t, "start", "cwdpassed")
+			e.waitStatus(t, "cwdpassed", "stopped")
+			if out := c.stdoutText(t); strings.Contains(out, "cwd ") {
+				t.Errorf("ESCAPE: with cwd /proc/self/fd/3, a host directory passed with --preserve-fds, the program ran: %q", out)
+			}
+			t.Logf("cwd through a passed descriptor: start exit status %d: %q, the container: %q", res.Code, strings.TrimSpace(res.Stderr), strings.TrimSpace(c.stderrText(t)))
+		} else {
+			t.Logf("cwd through a passed descriptor: create refused: %s", strings.TrimSpace(r.Stderr))
 		}
 	})
 }
