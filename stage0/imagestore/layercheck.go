@@ -95,9 +95,10 @@ func (s checkedSource) GetBlob(ctx context.Context, info types.BlobInfo, cache t
 }
 
 // isLayer reports whether a descriptor's media type is a layer's (OCI and docker, compressed or
-// not, distributable or not).
+// not, distributable or not). A docker schema 1 manifest gives its layers no media type at all:
+// those are checked as layers too.
 func isLayer(mediaType string) bool {
-	return strings.Contains(mediaType, ".tar") || strings.Contains(mediaType, "rootfs.diff")
+	return mediaType == "" || strings.Contains(mediaType, ".tar") || strings.Contains(mediaType, "rootfs.diff")
 }
 
 // checkedBlob passes a blob through, counting its bytes and feeding a layer to checkLayer.
@@ -210,6 +211,9 @@ func checkEntries(tr *tar.Reader) (*layerDirs, error) {
 		}
 		if isSparse(hdr) {
 			return nil, fmt.Errorf("entry %q is a sparse file of %d bytes: the store would write it out whole (a layer of a few hundred bytes can claim a terabyte), and image tools never write sparse entries", hdr.Name, hdr.Size)
+		}
+		if x := overlayXattr(hdr); x != "" {
+			return nil, fmt.Errorf("entry %q sets the extended attribute %s, which overlayfs reads as its own mark (opaque, redirect, metacopy): a layer says that with whiteouts", hdr.Name, x)
 		}
 		if link := symlinkAbove(name, kinds); link != "" {
 			return nil, fmt.Errorf("entry %q lies below %q, a symbolic link the same layer made", hdr.Name, link)
@@ -339,6 +343,20 @@ func entryPath(name string) (string, error) {
 		return "", fmt.Errorf("entry %q climbs out of the root filesystem", name)
 	}
 	return clean, nil
+}
+
+// overlayXattr returns the name of an extended attribute of hdr in overlayfs's namespaces
+// (trusted.overlay.*, and user.overlay.* that a rootless overlay mounted with userxattr reads),
+// or "". Stored on a layer's files, such an attribute would change what the pod's overlay shows:
+// a user.overlay.opaque directory hides the layers below it (found by the hostile image tests).
+func overlayXattr(hdr *tar.Header) string {
+	for key := range hdr.PAXRecords {
+		x, ok := strings.CutPrefix(key, "SCHILY.xattr.")
+		if ok && (strings.HasPrefix(x, "trusted.overlay.") || strings.HasPrefix(x, "user.overlay.")) {
+			return x
+		}
+	}
+	return ""
 }
 
 // symlinkAbove returns the nearest directory above name that kinds records as a symlink, or "".

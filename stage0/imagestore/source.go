@@ -1,9 +1,12 @@
 package imagestore
 
 import (
+	"archive/tar"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -94,10 +97,14 @@ func configID(ctx context.Context, sys *types.SystemContext, src types.ImageSour
 	return img.ConfigInfo().Digest.Encoded(), nil
 }
 
-// checkPlatform refuses an image built for another system: the image library only logs that.
+// checkPlatform refuses an image built for another system: the image library only logs that. It
+// first refuses, through checkDocuments, manifests and layer descriptors the copy must not use.
 func checkPlatform(ctx context.Context, sys *types.SystemContext, src types.ImageSource) error {
 	img, err := chosenImage(ctx, sys, src)
 	if err != nil {
+		return err
+	}
+	if err := checkDocuments(ctx, src, img); err != nil {
 		return err
 	}
 	config, err := img.OCIConfig(ctx)
@@ -110,12 +117,94 @@ func checkPlatform(ctx context.Context, sys *types.SystemContext, src types.Imag
 	return nil
 }
 
-// checkLayoutDigest compares the manifest an OCI layout gave with the digest its index.json
-// names: the image library's layout reader does not.
+// maxManifestSize is the largest manifest or image index kite reads: the image library's own limit
+// for a registry's (iolimits.MaxManifestBodySize), which its layout and archive readers do not
+// apply. A real manifest is a few KiB.
+const maxManifestSize = 4 << 20
+
+// checkDocuments refuses a manifest or index larger than maxManifestSize, and a layer descriptor
+// whose media type is not a layer's: checkedSource decides by media type which blobs it checks as
+// layers, and the copy applies whatever the manifest lists as a layer, so a hostile layer with a
+// config's or an unknown media type would reach the store unchecked.
+func checkDocuments(ctx context.Context, src types.ImageSource, img types.Image) error {
+	top, _, err := src.GetManifest(ctx, nil)
+	if err != nil {
+		return err
+	}
+	own, _, err := img.Manifest(ctx)
+	if err != nil {
+		return err
+	}
+	for _, doc := range [][]byte{top, own} {
+		if len(doc) > maxManifestSize {
+			return fmt.Errorf("the image's manifest or index is %d bytes; kite reads at most %d", len(doc), maxManifestSize)
+		}
+	}
+	for i, l := range img.LayerInfos() {
+		if !isLayer(l.MediaType) {
+			return fmt.Errorf("layer %d (%s) has the media type %q, which is not a layer's", i, l.Digest, l.MediaType)
+		}
+	}
+	return nil
+}
+
+// checkLayoutDigest compares the manifest an OCI layout or archive gave with the digest its
+// index.json names: the image library's layout reader does not.
 func checkLayoutDigest(imageRef string, got digest.Digest) error {
 	want, ok := imageindex.ManifestDigestOfLayout(imageRef)
+	if !ok {
+		want, ok = archiveManifestDigest(imageRef)
+	}
 	if ok && want != got.String() {
 		return fmt.Errorf("the manifest does not match its digest: index.json names %s, the manifest's content is %s", want, got)
 	}
 	return nil
+}
+
+// archiveManifestDigest is, for an oci-archive:PATH[:NAME] reference, the digest the archive's
+// index.json gives the image (the one entry named NAME, or the only entry). It reads the tar's
+// headers up to index.json, seeking over the blobs.
+func archiveManifestDigest(ref string) (string, bool) {
+	rest, ok := strings.CutPrefix(ref, "oci-archive:")
+	if !ok {
+		return "", false
+	}
+	path, name, _ := strings.Cut(rest, ":")
+	if path == "" || strings.HasPrefix(name, "@") {
+		return "", false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			return "", false
+		}
+		if filepath.Clean(hdr.Name) != "index.json" {
+			continue
+		}
+		var index struct {
+			Manifests []struct {
+				Digest      string            `json:"digest"`
+				Annotations map[string]string `json:"annotations"`
+			} `json:"manifests"`
+		}
+		if err := json.NewDecoder(io.LimitReader(tr, maxManifestSize)).Decode(&index); err != nil {
+			return "", false
+		}
+		var found []string
+		for _, m := range index.Manifests {
+			if name == "" || m.Annotations["org.opencontainers.image.ref.name"] == name {
+				found = append(found, m.Digest)
+			}
+		}
+		if len(found) != 1 || !imageindex.ValidDigest(found[0]) {
+			return "", false
+		}
+		return found[0], true
+	}
 }
