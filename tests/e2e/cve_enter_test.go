@@ -176,8 +176,12 @@ func enteredCommand(p peek) bool {
 // if the app saw none of the entered commands, so that a blind watch never passes.
 func watchEnters(t *testing.T, dir string, o *options, name string) []peek {
 	t.Helper()
-	secs, enters := rounds(5, 60), rounds(15, 200)
-	args := []string{"run", "--rm", "--name", name, layoutRef("busybox"), "--", "probe", "watch", fmt.Sprint(secs)}
+	// The watch ends when the enters are done (a stop file made through kite enter), or at the
+	// latest before runTimeout would kill kite, which the enters must fit in.
+	enters := rounds(15, 80)
+	secs := int(runTimeout.Seconds()) - 10
+	const stop = "/tmp/kite-watch-stop"
+	args := []string{"run", "--rm", "--net=none", "--name", name, layoutRef("busybox"), "--", "probe", "watch", fmt.Sprint(secs), stop}
 	p := start(t, dir, o, args...)
 	waitOutput(t, p, "ready")
 	eo := &options{env: []string{enterSecret}}
@@ -188,6 +192,7 @@ func watchEnters(t *testing.T, dir string, o *options, name string) []peek {
 		r := kiteWith(t, dir, eo, "enter", name, "--", "true")
 		wantCode(t, r, 0, fmt.Sprintf("kite enter %d of %d", i+1, enters))
 	}
+	wantCode(t, kiteWith(t, dir, eo, "enter", name, "--", "touch", stop), 0, "kite enter to stop the watch")
 	r := finish(t, p)
 	wantCode(t, r, 0, "probe watch")
 	var peeks []peek

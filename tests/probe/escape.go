@@ -57,11 +57,16 @@ type peek struct {
 
 // cmdWatch spends the given seconds looking at every other process in /proc, again and again,
 // for the moments it can be attached to or read (CVE-2016-9962: a process joining the container
-// from outside was ptrace-able while it still held the runtime's descriptors). It prints "ready"
-// once it watches, then a JSON peek line for each access that succeeded, once per pid and kind.
+// from outside was ptrace-able while it still held the runtime's descriptors), or until the file
+// stop exists when one is named. It prints "ready" once it watches, then a JSON peek line for
+// each access that succeeded, once per pid and kind.
 func cmdWatch(args []string, stdout, stderr io.Writer) int {
-	if len(args) != 1 {
-		return usageError(stderr, "watch needs a number of seconds")
+	if len(args) != 1 && len(args) != 2 {
+		return usageError(stderr, "watch needs a number of seconds and may have a stop file")
+	}
+	stop := ""
+	if len(args) == 2 {
+		stop = args[1]
 	}
 	secs, err := strconv.Atoi(args[0])
 	if err != nil || secs <= 0 {
@@ -73,6 +78,9 @@ func cmdWatch(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout, "ready")
 	deadline := time.Now().Add(time.Duration(secs) * time.Second)
 	for time.Now().Before(deadline) {
+		if stop != "" && unix.Access(stop, unix.F_OK) == nil {
+			break
+		}
 		for _, pid := range pids() {
 			if pid == self {
 				continue

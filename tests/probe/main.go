@@ -37,8 +37,10 @@ const usage = `usage:
                        -wait: try a refused connection again for up to 10s
   probe tiocsti FD TEXT
                        push TEXT into the input of the terminal on FD (TIOCSTI), print "tiocsti: ok|ERRNO"
-  probe watch SECONDS  print "ready", try for SECONDS to attach to and read other processes' /proc
-                       entries (mem, environ, exe, exe-write, fd), then print a JSON line per success
+  probe watch SECONDS [STOPFILE]
+                       print "ready", try for SECONDS (or until STOPFILE exists) to attach to and
+                       read other processes' /proc entries (mem, environ, exe, exe-write, fd),
+                       then print a JSON line per success
   probe swap A B SECONDS
                        print "ready", exchange the names A and B (renameat2) for SECONDS
   probe setcap PATH    give PATH all file capabilities, print "setcap: ok|ERRNO"
