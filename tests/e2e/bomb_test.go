@@ -24,8 +24,8 @@ const escapeSlack = 256 << 20
 
 // TestRootfulBombs runs each decompression and inode bomb of tests/imagebuild, as the test user,
 // on a small disk (48 MiB, 20000 inodes) that already holds a good image. The zero bombs expand
-// to KITE_BOMB_GIB GiB (2 by default, 40 times the disk; 32 with KITE_HARDENING_DIR set), the
-// inode bombs hold KITE_BOMB_INODES entries (200000, ten times the disk's inodes; 500000 with
+// to KITE_BOMB_GIB GiB (1 by default, 20 times the disk; 32 with KITE_HARDENING_DIR set), the
+// inode bombs hold KITE_BOMB_INODES entries (100000, five times the disk's inodes; 500000 with
 // KITE_HARDENING_DIR set), the sparse file claims 1 TiB. kite must either refuse the
 // image (exit status 125, a message saying what ran out or was too big, and the store as it was:
 // same listing, clean verify, no stray layer or temporary file) or contain it (stored and run
@@ -34,7 +34,7 @@ const escapeSlack = 256 << 20
 // kite's. The runs have a generous time limit as a safety net; how long they take is only logged.
 func TestRootfulBombs(t *testing.T) {
 	needRoot(t)
-	gib, inodes := 2, 200000
+	gib, inodes := 1, 100000
 	if os.Getenv("KITE_HARDENING_DIR") != "" {
 		gib, inodes = 32, 500000
 	}
