@@ -19,15 +19,16 @@ import (
 	"testing"
 
 	"github.com/kite-runtime/kite/tests/imagebuild"
+	"github.com/kite-runtime/kite/tests/registry"
 	"golang.org/x/sys/unix"
 )
 
 // hostileWant is what kite must do with each hostile image (tests/imagebuild's HostileCases).
 type hostileWant struct {
 	// mention is a pattern kite's message on stderr must match: the offending entry's name or the
-	// inconsistency. It is matched with the paths of the test's layout, data dir and canary
-	// replaced by LAYOUT, DATADIR and CANARY, since those paths hold the test's (and so the
-	// case's) name.
+	// inconsistency. It is matched with the paths of the test's layout (or archive), data dir and
+	// canary replaced by LAYOUT, DATADIR and CANARY, since those paths hold the test's (and so
+	// the case's) name.
 	mention string
 	// mayRun is set for images that are odd but harmless when their content stays inside the
 	// root filesystem: kite may refuse them (exit 125, mention) or run them.
@@ -35,7 +36,15 @@ type hostileWant struct {
 	// sound is set for images whose layers are valid, so that fetching them may store them; only
 	// running them must fail.
 	sound bool
+	// layoutOnly, when set, says why the case is served only from its OCI layout.
+	layoutOnly string
+	// inside checks, for an image kite ran, from inside the pod that its content reaches nothing
+	// beyond the pod; it returns what it saw, or an error that describes the escape.
+	inside func(t *testing.T, pod podRunner) (string, error)
 }
+
+// podRunner runs an app of the hostile image, with run flags before the image.
+type podRunner func(flags []string, app ...string) result
 
 var hostileWants = map[string]hostileWant{
 	"name-dotdot":              {mention: `written-by-dotdot-name`},
@@ -68,8 +77,18 @@ var hostileWants = map[string]hostileWant{
 	"diff-id-missing":          {mention: `(?i)diff.?id|layers`},
 	"platform-windows":         {mention: `windows`},
 	"platform-s390x":           {mention: `s390x|arm64`},
-	// The blob is in the layout: kite may use it and ignore the URL, but never fetch it.
+	// The blob is in the layout (or the registry's repository): kite may use it and ignore the
+	// URL, but never fetch it.
 	"layer-external-url": {mention: `(?i)url|external`, mayRun: true},
+}
+
+// wantFor is the expectation of a case, from hostileWants or hostileFamilyWants.
+func wantFor(name string) (hostileWant, bool) {
+	if w, ok := hostileWants[name]; ok {
+		return w, true
+	}
+	w, ok := hostileFamilyWants[name]
+	return w, ok
 }
 
 // The canary's files. passwd and group name imagebuild.HostileEtcUser, so that a kite that
@@ -85,13 +104,17 @@ var canaryFiles = map[string]string{
 
 // TestHostileImages runs each hostile image against a data dir that already holds a good image,
 // with a canary directory outside the data dir that the image's names, symlinks and hard links aim
-// at, and an http server that the image names as a layer's external source. kite must refuse each
-// image with exit status 125 and a message naming the problem, print nothing on stdout and leave
-// the data dir as it was; the few images marked mayRun it may run instead. Either way the canary
-// stays untouched (no entry created, removed, linked or changed in content, mode, times, link
-// count or extended attributes) and the server sees no request.
+// at, and an http server that the image names as a layer's external source. Each image is served
+// from its OCI layout, from an oci-archive and from the loopback registry (all three for every
+// case when KITE_HARDENING_DIR or KITE_HOSTILE_ALL is set, otherwise the layout for every case and
+// the other two for hostileEverywhere). kite must refuse each image with exit status 125 and a
+// message naming the problem, print nothing on stdout and leave the data dir as it was; the
+// images marked mayRun it may run instead, and then what the pod sees is checked from inside.
+// Either way the host stays as it was (hostSnapshot: the canary, kite's binaries, the mount
+// table, what lies beside the data dir and the store), the server sees no request and kite's
+// resident memory stays below hostileMaxRSS.
 func TestHostileImages(t *testing.T) {
-	testHostile(t, newDataDir)
+	testHostile(t, newDataDir, "")
 }
 
 // TestRootfulHostileVFS runs the hostile images as root against stores that use the vfs driver
@@ -107,67 +130,178 @@ func TestRootfulHostileVFS(t *testing.T) {
 			t.Fatal(err)
 		}
 		return dir
-	})
+	}, " (root, vfs)")
 }
 
-func testHostile(t *testing.T, newDir func(*testing.T) string) {
+// hostileMaxRSS bounds kite's resident memory (the largest of kite and what it waited for) on a
+// hostile image: the huge documents are 24 MiB, and reading one whole, several times over, is
+// what must not happen.
+const hostileMaxRSS = 512 << 20
+
+// hostileEverywhere are the cases the default run also serves from an oci-archive and from the
+// registry: one or two of each family.
+var hostileEverywhere = []string{
+	"symlink-absolute-write", "whiteout-through-lower-symlink", "manifest-digest-mismatch",
+	"layer-external-url", "pax-path-dotdot", "across-layers-symlink-write", "device-char-mem",
+	"xattr-user-overlay-opaque", "mediatype-unknown-layer", "huge-manifest",
+}
+
+func hostileAllTransports() bool {
+	return os.Getenv("KITE_HARDENING_DIR") != "" || os.Getenv("KITE_HOSTILE_ALL") != ""
+}
+
+func testHostile(t *testing.T, newDir func(*testing.T) string, flavor string) {
 	var requests atomic.Int64
 	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
 		http.NotFound(w, r)
 	}))
 	defer server.Close()
+	reg := startRegistry(t, registry.Options{})
+	table := &hostileTable{flavor: flavor}
+	defer table.print(t)
 
+	// A data dir is used for one case after another as long as kite refuses them (and so leaves
+	// it as it was); an image kite stored gets the next case a fresh one.
+	var dir string
+	freshDir := func(t *testing.T) string {
+		dir = newDir(t)
+		wantCode(t, runImage(t, dir, layoutRef("busybox"), "true"), 0, "the good image")
+		return dir
+	}
+	parent := t
 	for _, c := range imagebuild.HostileCases() {
 		t.Run(c.Name, func(t *testing.T) {
-			want, ok := hostileWants[c.Name]
+			want, ok := wantFor(c.Name)
 			if !ok {
 				t.Fatalf("no expectation for the hostile case %s (%s): add it to hostileWants", c.Name, c.Problem)
 			}
-			dir := newDir(t)
-			wantCode(t, runImage(t, dir, layoutRef("busybox"), "true"), 0, "the good image")
 			canary := newCanary(t)
-			layout := filepath.Join(newScratchDir(t, "layout-"), "layout")
+			src := &hostileSource{layout: filepath.Join(newScratchDir(t, "layout-"), "layout"), reg: reg}
 			opts := imagebuild.HostileOptions{Tag: "hostile", Base: busyboxEntries(t), Canary: canary, URL: server.URL}
-			if err := c.Write(layout, opts); err != nil {
+			if err := c.Write(src.layout, opts); err != nil {
 				t.Fatalf("write the hostile image: %v", err)
 			}
-			ref := "oci:" + layout + ":hostile"
-
-			requests.Store(0)
-			before, canaryBefore := listing(t, dir), canaryState(t, canary)
-			r := runImage(t, dir, ref, "true")
-			escaped := compareCanary(t, canaryBefore, canaryState(t, canary))
-			if n := requests.Load(); n > 0 {
-				t.Errorf("kite sent %d requests to %s, which the image named as an external blob source", n, server.URL)
-			}
-			if r.Stdout != "" {
-				t.Errorf("stdout is the app's, but kite printed %q", r.Stdout)
-			}
-			switch {
-			case r.Code == 125:
-				t.Logf("refused: %s", strings.TrimSpace(r.Stderr))
-				msg := strings.NewReplacer(layout, "LAYOUT", dir, "DATADIR", canary, "CANARY").Replace(r.Stderr)
-				if !regexp.MustCompile(want.mention).MatchString(msg) {
-					t.Errorf("stderr does not name the problem (%s, matching %q): %q", c.Problem, want.mention, msg)
+			for _, transport := range hostileTransports {
+				if transport != viaLayout && (want.layoutOnly != "" || !hostileAllTransports() && !slices.Contains(hostileEverywhere, c.Name)) {
+					continue
 				}
-				if !want.sound {
-					compareListings(t, before, listing(t, dir))
-				}
-			case r.Code == 0 && want.mayRun:
-				describeAccepted(t, dir, ref, before, listing(t, dir))
-			default:
-				t.Errorf("%s: want exit status 125, got %s", c.Problem, r)
-				if r.Code == 0 {
-					describeAccepted(t, dir, ref, before, listing(t, dir))
-				}
-			}
-			if r.Code == 0 && !escaped {
-				// Running the stored image must not reach the canary either.
-				compareCanary(t, canaryBefore, canaryState(t, canary))
+				t.Run(transport, func(t *testing.T) {
+					if dir == "" {
+						freshDir(parent)
+					}
+					row := runHostileCase(t, c, want, src, transport, dir, canary, &requests)
+					if row.stored {
+						dir = ""
+					}
+					table.add(t, c.Name, transport, row)
+				})
 			}
 		})
 	}
+}
+
+// hostileRow is how one case ended through one transport.
+type hostileRow struct {
+	outcome, detail string
+	// stored is set when kite may have changed the data dir.
+	stored bool
+}
+
+func runHostileCase(t *testing.T, c imagebuild.HostileCase, want hostileWant, src *hostileSource, transport, dir, canary string, requests *atomic.Int64) hostileRow {
+	ref := src.ref(t, transport, c.Name)
+	o, global := src.options(transport)
+	// The pods run without a network (--net none): the images are under test, not pasta, and
+	// with a network a pod that fails to start is reported as pasta failing to join it.
+	pod := func(flags []string, app ...string) result {
+		args := append(append(append(slices.Clone(global), "run", "--net", "none"), flags...), ref)
+		if len(app) > 0 {
+			args = append(append(args, "--"), app...)
+		}
+		return kiteWith(t, dir, o, args...)
+	}
+
+	requests.Store(0)
+	listingBefore := listing(t, dir)
+	before := takeSnapshot(t, dir, canary)
+	r, maxRSS := runMeasured(t, dir, o, append(slices.Clone(global), "run", "--net", "none", ref, "--", "true")...)
+	row := hostileRow{stored: r.Code != 125}
+	var escapes []string
+	if r.Stdout != "" {
+		t.Errorf("stdout is the app's, but kite printed %q", r.Stdout)
+	}
+	if maxRSS > hostileMaxRSS {
+		t.Errorf("kite's resident memory reached %d MiB (bound %d MiB)", maxRSS>>20, hostileMaxRSS>>20)
+	}
+	switch {
+	case r.Code == 125:
+		row.outcome = "refused"
+		msg := hostileMessage(r.Stderr, src, dir, canary)
+		row.detail = lastLine(msg)
+		t.Logf("refused: %s", strings.TrimSpace(r.Stderr))
+		if !regexp.MustCompile(want.mention).MatchString(msg) {
+			t.Errorf("stderr does not name the problem (%s, matching %q): %q", c.Problem, want.mention, msg)
+		}
+		if !want.sound {
+			compareListings(t, listingBefore, listing(t, dir))
+		} else {
+			row.stored = true
+		}
+	case r.Code == 0 && want.mayRun:
+		row.outcome, row.detail = "contained", "ran"
+		if want.inside != nil {
+			seen, err := want.inside(t, pod)
+			row.detail = seen
+			if err != nil {
+				escapes = append(escapes, "inside the pod: "+err.Error())
+			}
+		}
+		if want.inside == nil {
+			describeAccepted(t, dir, pod, listingBefore, listing(t, dir))
+		}
+	default:
+		row.outcome, row.detail = "unexpected", fmt.Sprintf("exit status %d: %s", r.Code, lastLine(hostileMessage(r.Stderr, src, dir, canary)))
+		t.Errorf("%s: want exit status 125, got %s", c.Problem, r)
+		if r.Code == 0 {
+			describeAccepted(t, dir, pod, listingBefore, listing(t, dir))
+		}
+	}
+	if n := requests.Load(); n > 0 {
+		escapes = append(escapes, fmt.Sprintf("kite sent %d requests to the external blob source the image named", n))
+	}
+	escapes = append(escapes, before.escapes(takeSnapshot(t, dir, canary))...)
+	if len(escapes) > 0 {
+		row.outcome, row.detail = "ESCAPED", strings.Join(escapes, "; ")
+		t.Errorf("ESCAPE: %s:\n%s", c.Problem, strings.Join(escapes, "\n"))
+	}
+	if strings.HasPrefix(c.Name, "huge-") {
+		row.detail += fmt.Sprintf(" (kite's maxrss %d MiB)", maxRSS>>20)
+	}
+	return row
+}
+
+// runMeasured runs kite to its end and returns, with the result, the largest resident set of
+// kite and of the processes it waited for (getrusage's ru_maxrss, which wait4 reports for the
+// child and its reaped descendants), in bytes.
+func runMeasured(t *testing.T, dir string, o *options, args ...string) (result, int64) {
+	t.Helper()
+	p := start(t, dir, o, args...)
+	r := finish(t, p)
+	var maxRSS int64
+	if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		maxRSS = ru.Maxrss << 10
+	}
+	return r, maxRSS
+}
+
+// lastLine is the last line of kite's message: its error, after any warnings.
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	s = s[strings.LastIndexByte(s, '\n')+1:]
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
 }
 
 var busyboxLayerOnce struct {
@@ -295,9 +429,9 @@ var layerPath = regexp.MustCompile(`^storage/(?:overlay/[0-9a-f]{64}/diff|vfs/di
 
 // describeAccepted logs where an image kite accepted put its hostile content: the entries of
 // the store's layers that were not there before, by their path inside the image, and what an app
-// sees of the image's top-level names and of its identity. The caller checks the canary again
+// sees of the image's top-level names and of its identity. The caller checks the host again
 // afterwards: running the image must not change it either.
-func describeAccepted(t *testing.T, dir, ref string, before, after map[string]string) {
+func describeAccepted(t *testing.T, dir string, pod podRunner, before, after map[string]string) {
 	t.Helper()
 	inImage := func(l map[string]string) map[string]string {
 		out := map[string]string{}
@@ -317,6 +451,6 @@ func describeAccepted(t *testing.T, dir, ref string, before, after map[string]st
 	}
 	slices.Sort(stored)
 	t.Logf("kite accepted the image; its layers now hold (paths inside the image):\n%s", strings.Join(stored, "\n"))
-	r := runImage(t, dir, ref, "sh", "-c", "id; cd / && ls -lan | grep -v -e ' proc$' -e ' sys$' -e ' dev$'")
+	r := pod(nil, "sh", "-c", "id; cd / && ls -lan | grep -v -e ' proc$' -e ' sys$' -e ' dev$'")
 	t.Logf("inside the pod (exit status %d):\n%s%s", r.Code, r.Stdout, r.Stderr)
 }

@@ -52,8 +52,18 @@ type HostileCase struct {
 	Write func(dir string, o HostileOptions) error
 }
 
-// HostileCases lists every hostile image, tar-level cases first.
+// HostileCases lists every hostile image: the tar-level cases of this file, then those of
+// hostile_headers.go and hostile_special.go, then the layout-level ones of tamper.go and
+// hostile_manifest.go.
 func HostileCases() []HostileCase {
+	cases := baseTarCases()
+	cases = append(cases, headerCases()...)
+	cases = append(cases, specialCases()...)
+	cases = append(cases, layoutCases()...)
+	return append(cases, manifestCases()...)
+}
+
+func baseTarCases() []HostileCase {
 	return []HostileCase{
 		{"name-dotdot", "a file whose name climbs out of the root with ../", HostileDotDotName},
 		{"name-dotdot-inside", "a file whose name starts inside the root and climbs out (bin/../../..)", HostileDotDotInsideName},
@@ -72,6 +82,11 @@ func HostileCases() []HostileCase {
 		{"whiteout-through-lower-symlink", "a symlink to the canary in one layer, a whiteout of victim behind it in the next", HostileWhiteoutThroughLowerSymlink},
 		{"opaque-through-symlink", "a symlink to the canary, then an opaque whiteout behind it", HostileOpaqueThroughSymlink},
 		{"etc-symlink-user", "/etc a symlink to the canary, and a config User that only the canary's passwd names", HostileEtcSymlinkUser},
+	}
+}
+
+func layoutCases() []HostileCase {
+	return []HostileCase{
 		{"layer-digest-mismatch", "a layer blob whose content is not what its digest names", HostileLayerDigestMismatch},
 		{"config-digest-mismatch", "a config blob whose content is not what its digest names", HostileConfigDigestMismatch},
 		{"manifest-digest-mismatch", "a manifest blob whose content is not what the index's digest names", HostileManifestDigestMismatch},

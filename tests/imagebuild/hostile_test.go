@@ -85,8 +85,9 @@ func layoutFaults(t *testing.T, dir string) ([]string, [][]tarEntry) {
 	return faults, layers
 }
 
-// TestHostileCases writes every hostile image and checks that each is broken in exactly the way
-// its case says, and in no other.
+// TestHostileCases writes the hostile images of hostile.go and tamper.go and checks that each is
+// broken in exactly the way its case says, and in no other (hostile_families_test.go checks the
+// other families).
 func TestHostileCases(t *testing.T) {
 	base := []Entry{Dir("/bin", 0o755, 0, 0), File("/bin/true", 0o755, 0, 0, []byte("#!/bin/sh\n"))}
 	wantFaults := map[string][]string{
@@ -102,7 +103,7 @@ func TestHostileCases(t *testing.T) {
 		"layer-external-url":       {"layer 1 urls"},
 	}
 	seen := map[string]bool{}
-	for _, c := range HostileCases() {
+	for _, c := range append(baseTarCases(), layoutCases()...) {
 		t.Run(c.Name, func(t *testing.T) {
 			if seen[c.Name] || c.Problem == "" {
 				t.Fatalf("case name %q used twice or problem missing", c.Name)
