@@ -271,6 +271,8 @@ func (s *Store) copy(ctx context.Context, sys *types.SystemContext, src openedRe
 	})
 	if err == nil {
 		err = s.checkLowerSymlinks(resolved, src.seen)
+	} else {
+		err = s.explainApplyFailure(ctx, sys, src, err)
 	}
 	if err != nil {
 		if cerr := s.removeAdded(before); cerr != nil {

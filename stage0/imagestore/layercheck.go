@@ -368,3 +368,53 @@ func symlinkAbove(name string, kinds map[string]byte) string {
 	}
 	return ""
 }
+
+// explainApplyFailure is copyErr, or, when a layer the copy read goes through a symlink of the
+// layers stored below it, that problem: the store confines such an entry to the root and then
+// fails on what it finds there (a hard link to xl-hl/victim, with xl-hl a symlink to /victim
+// below, fails with "no such file or directory"), before checkLowerSymlinks can name it.
+func (s *Store) explainApplyFailure(ctx context.Context, sys *types.SystemContext, src openedReference, copyErr error) error {
+	img, err := chosenImage(ctx, sys, src.src)
+	if err != nil {
+		return copyErr
+	}
+	driver, err := s.GraphDriver()
+	if err != nil {
+		return copyErr
+	}
+	var below rootview.View // top-most first, as rootview wants
+	parent := ""
+	for _, info := range img.LayerInfos() {
+		if dirs := src.seen.get(info.Digest); dirs != nil && len(below) > 0 {
+			if err := dirs.checkAgainst(below); err != nil {
+				return fmt.Errorf("layer %s: %w", info.Digest, err)
+			}
+		}
+		// The next layer's view: this one, if the store holds it on top of the ones below.
+		stored, err := s.LayersByCompressedDigest(info.Digest)
+		if err != nil {
+			return copyErr
+		}
+		id := ""
+		for _, l := range stored {
+			if l.Parent == parent {
+				id = l.ID
+				break
+			}
+		}
+		if id == "" {
+			return copyErr
+		}
+		dir, err := layerDir(driver, id)
+		if err != nil {
+			return copyErr
+		}
+		if driver.String() == "vfs" {
+			below = rootview.View{dir}
+		} else {
+			below = append(rootview.View{dir}, below...)
+		}
+		parent = id
+	}
+	return copyErr
+}
