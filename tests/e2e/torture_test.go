@@ -310,6 +310,8 @@ type tortureCommand struct {
 	// setup makes the data dir ready for one run of the command and returns its arguments; it
 	// reports what goes wrong through p.
 	setup func(p *problems, dir string) []string
+	// killed, when set, checks what a killed run left that the shared checks do not see.
+	killed func(p *problems, dir string)
 }
 
 // tortureCommands are the commands the issue names. marker is on the command line of every
@@ -324,25 +326,32 @@ func tortureCommands(marker string) []tortureCommand {
 				p.want(dir, "image", "rm", "localhost/layout:multilayer")
 			}
 			return []string{"fetch", "-q", layoutRef("multilayer")}
+		}, func(p *problems, dir string) {
+			// A killed fetch stored the image whole or not at all: if it is listed, it runs.
+			if strings.TrimSpace(p.want(dir, "image", "list", "--quiet").Stdout) == "" {
+				return
+			}
+			// /opaque/new is the top layer's file: cat fails without it.
+			p.want(dir, "run", "--pull-policy=never", "localhost/layout:multilayer", "--", "cat", "/opaque/new")
 		}},
 		{"run", func(p *problems, dir string) []string {
 			return []string{"run", busybox, "--", "sh", "-c", "echo written > /written; exec sleep " + marker}
-		}},
+		}, nil},
 		{"prepare", func(p *problems, dir string) []string {
 			return []string{"prepare", busybox}
-		}},
+		}, nil},
 		{"gc", func(p *problems, dir string) []string {
 			// Something of each kind gc removes: an exited pod and a prepared one.
 			p.want(dir, "run", busybox, "--", "sh", "-c", "echo written > /written")
 			p.want(dir, "prepare", busybox)
 			return []string{"gc", "--grace-period", "0", "--expire-prepared", "0s"}
-		}},
+		}, nil},
 		{"rm", func(p *problems, dir string) []string {
 			r := p.want(dir, "prepare", busybox)
 			uuid := strings.TrimSpace(r.Stdout)
 			p.want(dir, "run-prepared", uuid)
 			return []string{"rm", uuid}
-		}},
+		}, nil},
 	}
 }
 
@@ -397,6 +406,10 @@ func TestTortureKill(t *testing.T) {
 				}
 				// Whatever kite's helpers outlive it by is theirs to clean up; the checks wait
 				// for them to be gone.
+				if c.killed != nil {
+					p.waitNoProcs(dir, marker)
+					c.killed(p, dir)
+				}
 				p.checkAfterKill(dir, marker)
 				// The same command then succeeds, and leaves nothing behind but the image.
 				again := c.setup(p, dir)
