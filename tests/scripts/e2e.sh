@@ -5,7 +5,8 @@
 # Environment: E2E_RUN, a -test.run pattern for the whole suite (default: every test),
 # E2E_ROOTFUL_RUN, the pattern of the rootful cases (default: Rootful), E2E_TIMEOUT (15m); the KITE_* knobs of the
 # hardening tests (KITE_HARDENING_DIR, KITE_TORTURE_RUNS, KITE_TORTURE_PODS, KITE_TORTURE_SEED)
-# reach the suite as the test user too.
+# reach the suite as the test user too; the rootful part, as root, sees the whole environment
+# (KITE_BOMB_GIB, KITE_BOMB_INODES size the bombs of TestRootfulBombs).
 set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
 export KITE_BIN_DIR="$here/bin" KITE_TEST_IMAGES="$here/tests/out"
