@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/kite-runtime/kite/pkg/exitcode"
+	"github.com/kite-runtime/kite/pkg/podcgroup"
 	"github.com/kite-runtime/kite/pkg/poddir"
 	"github.com/kite-runtime/kite/pkg/podfork"
 	"github.com/kite-runtime/kite/stage0/datadir"
@@ -210,6 +211,15 @@ func enterPod(d datadir.Dir, stage1 string, p *pods.Pod, plan *poddir.EnterPlan,
 		return fmt.Errorf("enter pod %s: %w", p.UUID, err)
 	}
 	r.Close()
+	// kite-stage1 enter waits for the plan, so nothing of the command has run yet: it goes into
+	// the pod's cgroup first, where the pod has one with limits (rkt's enter left its command
+	// outside, CVE-2019-10147). A command that cannot be confined is not started.
+	if err := joinPodCgroup(p.Dir, pid); err != nil {
+		unix.Kill(pid, unix.SIGKILL)
+		waitRelaying(pid, nil)
+		w.Close()
+		return fmt.Errorf("enter pod %s: %w", p.UUID, err)
+	}
 	// w stays open until this process ends: kite-stage1 enter reads end-of-file then, and kills
 	// the command.
 	_, werr := w.Write(doc)
@@ -222,6 +232,22 @@ func enterPod(d datadir.Dir, stage1 string, p *pods.Pod, plan *poddir.EnterPlan,
 	}
 	if status != 0 {
 		return &exitcode.CodedError{Code: status, Err: errSilent}
+	}
+	return nil
+}
+
+// joinPodCgroup moves pid into the cgroup the pod directory names (poddir.CgroupFile), if any:
+// kite makes one only for a pod with --memory, --cpu or --pids-limit.
+func joinPodCgroup(podDir string, pid int) error {
+	dir, err := os.ReadFile(filepath.Join(podDir, poddir.CgroupFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("find the pod's cgroup: %w", err)
+	}
+	if err := podcgroup.Add(strings.TrimSpace(string(dir)), pid); err != nil {
+		return fmt.Errorf("confine the command to the pod's cgroup and its limits: %w", err)
 	}
 	return nil
 }
