@@ -98,14 +98,14 @@ func pendingInput(t *testing.T, tty, ptmx *os.File) int {
 	return n
 }
 
-// TestCVE_2022_29162: runc gave the container's process a non-empty inheritable capability set,
+// TestCVE_2022_29162_InheritableCaps: runc gave the container's process a non-empty inheritable capability set,
 // so that a program with inheritable file capabilities gained them on exec, beyond what the
 // container was meant to have. kite gives an empty inheritable (and ambient) set unless
 // config.json names one (kite run never does), so file capabilities can grant only what the
 // bounding set allows, and under no_new_privs (kite's default) nothing. Tried: a copy of the
 // probe given every file capability, run as a non-root user, with and without no_new_privs,
 // and the sets kite run and kite oci give.
-func TestCVE_2022_29162(t *testing.T) {
+func TestCVE_2022_29162_InheritableCaps(t *testing.T) {
 	recordCVE(t, "CVE-2022-29162", "inheritable set of kite run and kite oci; exec of a file with every file capability as uid 1000, with and without no_new_privs")
 	const none = "0000000000000000"
 	dir := sharedDir(t, "busybox")

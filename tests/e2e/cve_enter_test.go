@@ -88,12 +88,13 @@ func TestCVE_2019_10145_EnterSeccomp(t *testing.T) {
 // TestCVE_2019_10147_EnterConfinement: rkt enter left its command outside the pod's cgroup, so
 // it escaped the pod's resource limits. kite enter's command joins all of the pod's namespaces
 // (cgroup namespace included; a mount namespace of its own that has the app's mounts, as each
-// app has), and gets its no_new_privs and resource limits (rlimits). What it
-// does not do: move the command into a cgroup of the pod's own, which kite makes only where the
-// user's cgroup is delegated (--memory, --cpu, --pids-limit), as this host's tests never are; the
-// command stays in kite enter's caller's cgroup, which is asserted to be the app's here.
+// app has), gets its no_new_privs and resource limits (rlimits), and is moved into the pod's own
+// cgroup before it starts, where the pod has one (kite makes one for --memory, --cpu and
+// --pids-limit, only where the user's cgroup is delegated: cmd/kite's TestJoinPodCgroup covers
+// that step, since this host's tests never run in a delegated cgroup). Asserted from inside: the
+// namespaces, mounts, no_new_privs, limits and /proc/self/cgroup equal the app's.
 func TestCVE_2019_10147_EnterConfinement(t *testing.T) {
-	recordCVE(t, "CVE-2019-10147", "kite enter's command: the pod's namespaces, cgroup, no_new_privs and rlimits, as the app")
+	recordCVE(t, "CVE-2019-10147", "kite enter's command: the pod's namespaces, mounts, cgroup, no_new_privs and rlimits, as the app (cgroup joining: unit test only, no delegated cgroup here)")
 	dir := sharedDir(t, "busybox")
 	app, in, appOut, inOut := appAndEntered(t, dir, "cve-10147", []string{"--ulimit", "nofile=100:200", "--ulimit", "nproc=500:600"},
 		"ulimit -Sn; ulimit -Hn; ulimit -Su; ulimit -Hu; cat /proc/self/cgroup")
@@ -136,7 +137,7 @@ func TestCVE_2019_10147_EnterConfinement(t *testing.T) {
 // environment, executable or descriptors, except those of the commands kite enter started (which
 // run as the app does), and never sees kite enter's caller's environment.
 func TestCVE_2016_9962_EnterFDs(t *testing.T) {
-	recordCVE(t, "CVE-2016-9962", "kite enter with the caller's host directory fds; the pod's app watching /proc for the entering process during repeated enters")
+	recordCVE(t, "CVE-2016-9962", fmt.Sprintf("kite enter with the caller's host directory fds; the pod's app watching /proc for the entering process during %d enters", rounds(15, 80)))
 	dir := sharedDir(t, "busybox")
 	runningPod(t, dir, nil, "cve-9962", nil, "echo ready; sleep 60")
 	in := decodeInfo(t, kiteWith(t, dir, &options{extraFiles: hostDirFDs(t, dir)}, "enter", "cve-9962", "--", "probe", "info"))

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -235,7 +236,7 @@ func checkMaskedMounts(t *testing.T, rep report.Report) {
 // lands outside the root is detached with the old root and never seen), with /proc still the
 // kernel's; the host's mount table and the canary must not change.
 func TestCVE_2021_30465_MountRace(t *testing.T) {
-	recordCVE(t, "CVE-2021-30465", "pod starts with a nested volume target that another pod swaps with a symlink to a host canary (renameat2 loop)")
+	recordCVE(t, "CVE-2021-30465", fmt.Sprintf("%d pod starts with a nested volume target that another pod swaps with a symlink to a host canary (renameat2 loop)", rounds(30, 300)))
 	needSubIDs(t)
 	dir := sharedDir(t, "busybox")
 	canary := newCanary(t)

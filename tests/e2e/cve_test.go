@@ -187,14 +187,15 @@ func cveRef(t *testing.T, tag string) string {
 // TestCVE_2019_5736_ProcSelfExe: runc ran the container's command after joining it, so a command
 // of /proc/self/exe (or a library it loaded) reached runc's own binary, which the container then
 // reopened for writing once runc had exited, and replaced on the host. kite's stage1 refuses to
-// run itself as an app (126, the exec target is compared with /proc/self/exe in the app's root);
-// its pod init and the processes kite enter adds are not dumpable, so the app cannot open their
-// /proc/PID/exe; and a running program cannot be written (ETXTBSY). Tried with kite's binaries as
-// root installs them and as the test user's own copies, from the command line, from an image's
-// entrypoint symlink, through /proc/1/exe with and without CAP_SYS_PTRACE, and against kite enter
-// (cve_enter_test.go's watch covers /proc/PID/exe of the entering process).
+// run itself as an app (126, the exec target is compared with /proc/self/exe in the app's root),
+// for kite run and kite oci alike; its pod init and the processes kite enter adds are not
+// dumpable and hold more capabilities than the app, so the app cannot open their /proc/PID/exe;
+// and a running program cannot be written (ETXTBSY). Tried with kite's binaries as root installs
+// them and as the test user's own copies, from the command line, an image's entrypoint symlink
+// and a kite oci config.json, through /proc/1/exe with and without CAP_SYS_PTRACE, and against
+// the process kite enter adds, watched for from inside during repeated enters.
 func TestCVE_2019_5736_ProcSelfExe(t *testing.T) {
-	recordCVE(t, "CVE-2019-5736", "run /proc/self/exe (flag, image symlink), write /proc/1/exe with and without CAP_SYS_PTRACE; binaries' sha256 unchanged")
+	recordCVE(t, "CVE-2019-5736", "run /proc/self/exe (flag, image symlink, kite oci), write /proc/1/exe with and without CAP_SYS_PTRACE, open kite enter's /proc/PID/exe; binaries' sha256 unchanged")
 	dir := sharedDir(t, "busybox")
 	before := binarySums(t, binDir)
 	defer wantSameBinaries(t, binDir, before)
@@ -234,6 +235,27 @@ done; echo done`
 			}
 		}
 		wantSameBinaries(t, bin, own)
+	})
+
+	t.Run("oci", func(t *testing.T) {
+		// kite oci's program is the same stage1's app: /proc/self/exe is refused there too.
+		e := newOCIEnv(t)
+		for i, args := range [][]string{{"/proc/self/exe", "init", "/"}, {"/proc/1/exe"}} {
+			id := fmt.Sprintf("selfexe%d", i)
+			r, c := e.tryCreate(t, id, e.bundle(t, e.spec(t, args...)), nil)
+			if r.Code == 0 {
+				res := e.oci(t, "start", id)
+				e.waitStatus(t, id, "stopped")
+				if res.Code == 0 {
+					t.Errorf("%v: kite oci start ran it: %s, the container's stderr %q", args, res, c.stderrText(t))
+				}
+				r = res
+			}
+			if args[0] == "/proc/self/exe" && !strings.Contains(r.Stderr, "CVE-2019-5736") {
+				t.Errorf("%v: refused without saying why: %s", args, r)
+			}
+			e.oci(t, "delete", "--force", id)
+		}
 	})
 
 	t.Run("enter", func(t *testing.T) {
