@@ -62,6 +62,8 @@ true`
 // Tried: an image whose /dev/null is a symlink to core_pattern, a volume over /dev whose null is
 // one, and a kite oci bundle without a /dev mount whose rootfs has one; the masked files stay
 // empty and the read-only ones unwritable, or kite refuses, and the host's core_pattern stays.
+// No race from inside is tried: the check and the masks use one descriptor, and no pod can make
+// the null device a swap would need (mknod(2) of a device takes the host's CAP_MKNOD).
 func TestCVE_2025_31133_DevNullSymlink(t *testing.T) {
 	recordCVE(t, "CVE-2025-31133", "/dev/null a symlink to core_pattern: in the image, in a volume over /dev, in a kite oci rootfs without /dev")
 	dir := sharedDir(t, "busybox")
