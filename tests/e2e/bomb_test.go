@@ -18,9 +18,17 @@ import (
 var bombWant = regexp.MustCompile(`(?i)no space left on device|too (big|large|many)|exceeds|limit|sparse file`)
 
 // escapeSlack is how much free space the host's temporary filesystem may lose while a bomb is
-// fetched, for the writes of everything else on the machine; a bomb that escaped its disk would
-// take gigabytes.
-const escapeSlack = 256 << 20
+// fetched: the writes of everything else on the machine meanwhile (other tests, builds) take
+// hundreds of MiB on a busy one, so only a loss of a tenth of what the bomb expands to, and at
+// least 1 GiB, counts. Smaller escapes are looked for where kite would write them: TMPDIR,
+// /var/tmp and the user's home.
+func escapeSlack(o imagebuild.BombOptions) int64 {
+	return max(o.ZeroBytes/10, 1<<30)
+}
+
+// homeLimit is how much the test user's home (XDG directories, TMPDIR) may hold after a bomb:
+// kite keeps a few small runtime files there, never layer data.
+const homeLimit = 1 << 20
 
 // TestRootfulBombs runs each decompression and inode bomb of tests/imagebuild, as the test user,
 // on a small disk (48 MiB, 20000 inodes) that already holds a good image. The zero bombs expand
@@ -69,8 +77,11 @@ func TestRootfulBombs(t *testing.T) {
 			hostFreeAfter, _ := freeOn(t, os.TempDir())
 
 			var escaped []string
-			if lost := hostFree - hostFreeAfter; lost > escapeSlack {
+			if lost := hostFree - hostFreeAfter; lost > escapeSlack(opts) {
 				escaped = append(escaped, fmt.Sprintf("%s lost %d MiB of free space", os.TempDir(), lost>>20))
+			}
+			if used := treeSize(t, d.home); used > homeLimit {
+				escaped = append(escaped, fmt.Sprintf("the user's home %s holds %d KiB", d.home, used>>10))
 			}
 			if left := d.tmpdirEntries(t); len(left) > 0 {
 				escaped = append(escaped, fmt.Sprintf("TMPDIR holds %v", left))
@@ -161,4 +172,23 @@ func chownTree(t *testing.T, root string, uid, gid int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// treeSize adds up the sizes of the regular files below root.
+func treeSize(t *testing.T, root string) int64 {
+	t.Helper()
+	var total int64
+	err := filepath.Walk(root, func(_ string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if info.Mode().IsRegular() {
+			total += info.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("measure %s: %v", root, err)
+	}
+	return total
 }
