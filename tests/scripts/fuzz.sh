@@ -6,7 +6,8 @@
 # there as a seed once the bug is fixed. Exits 1 when a target failed.
 # Environment: GO (go), TAGS (build tags), FUZZTIME (60s), FUZZ (a regular expression: only the
 # targets it matches), FUZZPARALLEL (go test -parallel: fuzzing processes per target; go's
-# default, GOMAXPROCS, when empty). Each target's output goes to tests/out/fuzz/FuzzX.log, and the
+# default, GOMAXPROCS, when empty), FUZZMINIMIZETIME (10s: how long go test may shrink a new
+# input; its own default, 60s, can take a whole FUZZTIME from fuzzing). Each target's output goes to tests/out/fuzz/FuzzX.log, and the
 # summary also to tests/out/fuzz/summary.tsv (target, package, fuzz time asked, seconds, result,
 # executions), which make hardening reads.
 # Usage: fuzz.sh
@@ -51,7 +52,7 @@ echo "$list" | {
 		start=$(date +%s)
 		echo "fuzz: $t ($pkg)"
 		# -run '^$': only the fuzz target, not the package's tests; its seeds run first anyway.
-		if $GO test ${TAGS:+-tags "$TAGS"} -run '^$' -fuzz "^$t\$" -fuzztime "$FUZZTIME" ${FUZZPARALLEL:+-parallel "$FUZZPARALLEL"} "$pkg" >"$log" 2>&1; then
+		if $GO test ${TAGS:+-tags "$TAGS"} -run '^$' -fuzz "^$t\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "${FUZZMINIMIZETIME:-10s}" ${FUZZPARALLEL:+-parallel "$FUZZPARALLEL"} "$pkg" >"$log" 2>&1; then
 			result=ok
 		else
 			result=FAIL
