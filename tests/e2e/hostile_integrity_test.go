@@ -89,14 +89,16 @@ func setDiff(a, b []string) []string {
 	return out
 }
 
-// otherSessionMount reports whether a mount table line (mountTable's form) is a mount point
-// directly below the system's temporary directory: other test suites on a shared host mount their
-// scratch filesystems there (e.g. a small tmpfs as a full disk) while this test runs. kite makes
-// no mount point there: its mounts are in the pod's namespace, below the data dir (and so below
-// the test's own scratch directory, deeper than this).
+// otherSessionMount reports whether a mount table line (mountTable's form) has its mount point
+// in the system's temporary directory but outside this test's scratch directory: other test
+// suites on a shared host mount their scratch filesystems there (a small tmpfs as a full disk, an
+// overlay for a vfs store) while this test runs. Everything a hostile image names on the host
+// (the canary) and everything of kite's (the data dir) lies inside this test's scratch directory,
+// whose mounts are all compared, as are those outside /tmp.
 func otherSessionMount(line string) bool {
 	mountPoint, _, _ := strings.Cut(line, " ")
-	return filepath.Dir(mountPoint) == "/tmp" && !strings.HasPrefix(scratch, mountPoint+"/")
+	inScratch := mountPoint == scratch || strings.HasPrefix(mountPoint, scratch+"/") || strings.HasPrefix(scratch, mountPoint+"/")
+	return strings.HasPrefix(mountPoint, "/tmp/") && !inScratch
 }
 
 // digestCache keeps the sha256 of each binary by the stat fields that any change of its content
