@@ -193,7 +193,9 @@ func watchEnters(t *testing.T, dir string, o *options, name string) []peek {
 		r := kiteWith(t, dir, eo, "enter", name, "--", "true")
 		wantCode(t, r, 0, fmt.Sprintf("kite enter %d of %d", i+1, enters))
 	}
-	wantCode(t, kiteWith(t, dir, eo, "enter", name, "--", "touch", stop), 0, "kite enter to stop the watch")
+	// Its status does not matter: the pod may end, and take it along, as soon as the file is
+	// there; if it was not made, the watch ends at its deadline.
+	runKite(dir, eo, "enter", name, "--", "touch", stop)
 	r := finish(t, p)
 	wantCode(t, r, 0, "probe watch")
 	var peeks []peek
