@@ -262,8 +262,8 @@ done; echo done`
 		bin := userOwnedBinaries(t)
 		own := binarySums(t, bin)
 		for _, p := range watchEnters(t, dir, &options{bin: bin}, "cve-5736-watch") {
-			if slices.Contains(p.Access, "exe-write") || !enteredCommand(p) && slices.Contains(p.Access, "exe") {
-				t.Errorf("ESCAPE: the pod's app got %v of process %d (%q, exe %q) while kite entered it", p.Access, p.PID, p.Comm, p.Exe)
+			if slices.Contains(p.Access, "exe-write") || kiteAccess(p) && slices.Contains(p.Access, "exe") {
+				t.Errorf("ESCAPE: the pod's app got %v of process %d (%q before, %q after, exe %q) while kite entered it", p.Access, p.PID, p.Comm, p.CommAfter, p.Exe)
 			}
 		}
 		wantSameBinaries(t, bin, own)

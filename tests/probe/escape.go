@@ -43,8 +43,12 @@ func cmdTIOCSTI(args []string, stdout, stderr io.Writer) int {
 
 // peek is what `probe watch` got from another process's /proc entries.
 type peek struct {
-	PID  int    `json:"pid"`
-	Comm string `json:"comm"`
+	PID int `json:"pid"`
+	// Comm and CommAfter are the process's name read before and after the accesses were
+	// tried: an exec changes it, so they tell what the process ran when an access succeeded
+	// (both the same) from an exec in between.
+	Comm      string `json:"comm"`
+	CommAfter string `json:"comm_after"`
 	// Exe is /proc/PID/exe's target when it could be read, with what else succeeded.
 	Exe string `json:"exe"`
 	// Access names what opened: "mem" (/proc/PID/mem for writing, i.e. ptrace-attach access),
@@ -120,6 +124,9 @@ func pids() []int {
 func peekAt(pid int, seen map[[2]int]bool) peek {
 	dir := "/proc/" + strconv.Itoa(pid)
 	p := peek{PID: pid}
+	if b, err := readFile(dir + "/comm"); err == nil {
+		p.Comm = string(b)
+	}
 	try := func(kind int, name string, f func() bool) {
 		if !seen[[2]int{pid, kind}] && f() {
 			seen[[2]int{pid, kind}] = true
@@ -173,7 +180,7 @@ func peekAt(pid int, seen map[[2]int]bool) peek {
 	})
 	if len(p.Access) > 0 {
 		if b, err := readFile(dir + "/comm"); err == nil {
-			p.Comm = string(b)
+			p.CommAfter = string(b)
 		}
 		if p.Exe == "" {
 			buf := make([]byte, 4096)
