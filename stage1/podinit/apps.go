@@ -233,8 +233,14 @@ func execError(name string, errno unix.Errno, filtered bool) error {
 		code = exitcode.NotFound
 	}
 	err := fmt.Errorf("exec %s: %w", name, errno)
-	if errno == unix.EPERM && filtered {
-		err = fmt.Errorf("exec %s: %w (does the --seccomp filter allow execve?)", name, errno)
+	// The kernel refuses with EPERM a file whose file capabilities the app's bounding set does not
+	// hold, and a filter may deny execve with it.
+	if errno == unix.EPERM {
+		why := "the file has file capabilities beyond the app's (see --cap-add)"
+		if filtered {
+			why += ", or the --seccomp filter denies execve"
+		}
+		err = fmt.Errorf("exec %s: %w (%s)", name, errno, why)
 	}
 	return &exitcode.CodedError{Code: code, Err: err}
 }
