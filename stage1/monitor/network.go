@@ -23,8 +23,10 @@ type netHelper struct {
 	exit *os.File
 }
 
-// helperReadyTimeout bounds the wait for the helper to have set up the pod's network.
-const helperReadyTimeout = 10 * time.Second
+// helperReadyTimeout bounds the wait for the helper to have set up the pod's network: a helper
+// that neither finishes nor exits is stuck. It is generous because a busy machine is slow, not
+// stuck: with 50 pods starting at once on two cores, pasta took more than 10 s.
+const helperReadyTimeout = 60 * time.Second
 
 // startNetHelper starts n's helper for the network namespace of the pod's init and waits until
 // the pod's network is up. The helper gets SIGKILL should the monitor die (the calling thread
