@@ -3,7 +3,8 @@
 # -fuzz for FUZZTIME, one target after another, then prints a summary: target, time (wall clock,
 # with go test's build of the instrumented package), result and the executions go test reported. A failing target's input is written by go test to
 # PKG/testdata/fuzz/FuzzX/ (named in the summary, with the command that re-runs it); keep it
-# there as a seed once the bug is fixed. Exits 1 when a target failed.
+# there as a seed once the bug is fixed. Exits 1 when a target failed. A target go test fails only
+# with its own fuzztime deadline, writing no input, is "ok-deadline-race" (see below).
 # Environment: GO (go), TAGS (build tags), FUZZTIME (60s), FUZZ (a regular expression: only the
 # targets it matches), FUZZPARALLEL (go test -parallel: fuzzing processes per target; go's
 # default, GOMAXPROCS, when empty), FUZZMINIMIZETIME (10s: how long go test may shrink a new
@@ -54,6 +55,10 @@ echo "$list" | {
 		# -run '^$': only the fuzz target, not the package's tests; its seeds run first anyway.
 		if $GO test ${TAGS:+-tags "$TAGS"} -run '^$' -fuzz "^$t\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "${FUZZMINIMIZETIME:-10s}" ${FUZZPARALLEL:+-parallel "$FUZZPARALLEL"} "$pkg" >"$log" 2>&1; then
 			result=ok
+		elif ! grep -q 'Failing input written to' "$log" && [ "$(grep -A1 -- '^--- FAIL:' "$log" | tail -n 1 | tr -d ' \t')" = contextdeadlineexceeded ]; then
+			# Go's fuzzing coordinator can fail a target with its own -fuzztime deadline, having
+			# found nothing (go.dev/issue/75804, fixed in Go 1.27): not a crash of kite's code.
+			result=ok-deadline-race
 		else
 			result=FAIL
 		fi
