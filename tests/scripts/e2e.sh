@@ -3,14 +3,14 @@
 # test user first (created if needed), then the rootful cases as root. As any other user: as that
 # user, with the rootful cases reported as not run. Usage: e2e.sh TEST_USER
 # Environment: E2E_RUN, a -test.run pattern for the whole suite (default: every test),
-# E2E_ROOTFUL_RUN, the pattern of the rootful cases (default: Rootful), E2E_TIMEOUT (15m); the KITE_* knobs of the
+# E2E_ROOTFUL_RUN, the pattern of the rootful cases (default: Rootful), E2E_TIMEOUT (30m, a safety net for a hung test); the KITE_* knobs of the
 # hardening tests (KITE_HARDENING_DIR, KITE_TORTURE_RUNS, KITE_TORTURE_PODS, KITE_TORTURE_SEED)
 # reach the suite as the test user too; the rootful part, as root, sees the whole environment
 # (KITE_BOMB_GIB, KITE_BOMB_INODES size the bombs of TestRootfulBombs).
 set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
 export KITE_BIN_DIR="$here/bin" KITE_TEST_IMAGES="$here/tests/out"
-args="-test.v -test.timeout=${E2E_TIMEOUT:-15m}"
+args="-test.v -test.timeout=${E2E_TIMEOUT:-30m}"
 run=${E2E_RUN:-.}
 if [ "$(id -u)" -ne 0 ]; then
 	exec "$here/bin/e2e.test" $args -test.run "$run"
