@@ -14,12 +14,16 @@ cd "$here"
 out=tests/out/hardening
 mkdir -p "$out"
 failed=0
+# record writes a step's exit status, with the commit and time it started at.
 record() {
-	printf '%s\t%s\n' "$1" "$2" >"$out/step-$1"
+	printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$commit" "$started" >"$out/step-$1"
 	[ "$2" -eq 0 ] || failed=1
 }
 for step in ${HARDENING_STEPS:-e2e fuzz report}; do
 	echo "== hardening: $step"
+	commit=$(git log -1 --format=%h 2>/dev/null || echo unknown)
+	[ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || commit="$commit+changes"
+	started=$(date -u '+%Y-%m-%d %H:%M UTC')
 	case $step in
 	e2e)
 		rm -f "$out"/*.tsv "$out/step-e2e"

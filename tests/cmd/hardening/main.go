@@ -123,7 +123,7 @@ func (r *report) markdown() string {
 	if out := command("git", "status", "--porcelain", "--untracked-files=no"); out != "" {
 		commit += " (with uncommitted changes)"
 	}
-	fmt.Fprintf(&b, "Written by `make hardening` on %s, at commit %s, kernel %s.\n\n",
+	fmt.Fprintf(&b, "Written by `make hardening` on %s, at commit %s, kernel %s; each step's own commit and start are in its row.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), commit, strings.TrimSpace(command("uname", "-r")))
 
 	h := count(r.hostile, 2)
@@ -154,7 +154,11 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "| Fuzzing | %d targets, %s each, %d s in all: %d ok (%d of them ended by go test's deadline race, go.dev/issue/75804, with no input found), %d failed, %d executions |\n",
 		len(r.fuzz), fuzzTime(r.fuzz), secs, f["ok"]+races, races, len(r.fuzz)-f["ok"]-races, execs)
 	for _, row := range r.steps {
-		fmt.Fprintf(&b, "| Step `%s` | exit status %s |\n", row[0], row[1])
+		at := ""
+		if len(row) >= 4 {
+			at = fmt.Sprintf(", run at commit %s from %s", row[2], row[3])
+		}
+		fmt.Fprintf(&b, "| Step `%s` | exit status %s%s |\n", row[0], row[1], at)
 	}
 	table := func(title string, head []string, rows [][]string) {
 		fmt.Fprintf(&b, "\n<details><summary>%s (%d rows)</summary>\n\n| %s |\n|%s\n", title, len(rows), strings.Join(head, " | "), strings.Repeat("---|", len(head)))
