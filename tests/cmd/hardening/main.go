@@ -17,6 +17,9 @@ import (
 	"time"
 )
 
+// maxCell is the most characters a table cell of SECURITY.md shows.
+const maxCell = 140
+
 const (
 	beginMarker = "<!-- make hardening: begin -->"
 	endMarker   = "<!-- make hardening: end -->"
@@ -168,6 +171,10 @@ func (r *report) markdown() string {
 				cells = append(cells, "")
 			}
 			for i := range cells {
+				// Details are kite's messages, with paths: the start says what happened.
+				if r := []rune(cells[i]); len(r) > maxCell {
+					cells[i] = string(r[:maxCell]) + "…"
+				}
 				cells[i] = strings.ReplaceAll(cells[i], "|", `\|`)
 			}
 			fmt.Fprintf(&b, "| %s |\n", strings.Join(cells[:len(head)], " | "))
