@@ -312,15 +312,7 @@ done
 cat /tmp/info.json`
 		r := kiteWith(t, dir, &options{extraFiles: extra}, "run", layoutRef("busybox"), "--", "sh", "-c", script)
 		wantCode(t, r, 0, "the descriptors' script")
-		out := strings.SplitN(r.Stdout, "{", 2)
-		if strings.TrimSpace(out[0]) != "" {
-			t.Errorf("the app reached into the pod's init: %q", out[0])
-		}
-		if len(out) != 2 {
-			t.Fatalf("no probe report: %s", r)
-		}
-		rep, _ := decodeReport(t, "{"+out[1])
-		checkFDs(t, rep)
+		checkFDScript(t, r, "the app reached into the pod's init")
 	})
 
 	t.Run("enter", func(t *testing.T) {
@@ -334,15 +326,7 @@ done
 cat /tmp/info.json`
 		r := kiteWith(t, dir, &options{extraFiles: hostDirFDs(t, dir)}, "enter", "cve-21626", "--", "sh", "-c", script)
 		wantCode(t, r, 0, "the descriptors' script under kite enter")
-		out := strings.SplitN(r.Stdout, "{", 2)
-		if strings.TrimSpace(out[0]) != "" {
-			t.Errorf("ESCAPE: kite enter's command reached into kite's processes: %q", out[0])
-		}
-		if len(out) != 2 {
-			t.Fatalf("no probe report: %s", r)
-		}
-		rep, _ := decodeReport(t, "{"+out[1])
-		checkFDs(t, rep)
+		checkFDScript(t, r, "ESCAPE: kite enter's command reached into kite's processes")
 	})
 
 	t.Run("oci", func(t *testing.T) {
@@ -408,4 +392,20 @@ func hostDirFDs(t *testing.T, dir string) []*os.File {
 		files = append(files, f)
 	}
 	return files
+}
+
+// checkFDScript reads what a descriptors' script printed: the paths it could enter or list (there
+// must be none; escape says what one would mean), then the probe's report, whose descriptors
+// checkFDs judges.
+func checkFDScript(t *testing.T, r result, escape string) {
+	t.Helper()
+	out := strings.SplitN(r.Stdout, "{", 2)
+	if strings.TrimSpace(out[0]) != "" {
+		t.Errorf("%s: %q", escape, out[0])
+	}
+	if len(out) != 2 {
+		t.Fatalf("no probe report: %s", r)
+	}
+	rep, _ := decodeReport(t, "{"+out[1])
+	checkFDs(t, rep)
 }

@@ -80,7 +80,7 @@ func (s *hostileSource) options(transport string) (*options, []string) {
 // that an index naming another (or itself) finds it there, then each with its real type.
 func pushRaw(reg *registry.Registry, layoutDir, repo string) (digest.Digest, error) {
 	var index ocispec.Index
-	if err := readLayoutJSON(filepath.Join(layoutDir, ocispec.ImageIndexFile), &index); err != nil {
+	if err := imagebuild.ReadJSONFile(filepath.Join(layoutDir, ocispec.ImageIndexFile), &index); err != nil {
 		return "", err
 	}
 	if len(index.Manifests) != 1 {
@@ -158,17 +158,6 @@ func pushRaw(reg *registry.Registry, layoutDir, repo string) (digest.Digest, err
 		}
 	}
 	return index.Manifests[0].Digest, nil
-}
-
-func readLayoutJSON(path string, v any) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("decode %s: %w", path, err)
-	}
-	return nil
 }
 
 // hostileMessage replaces the paths of a case in kite's message with fixed words, so that a

@@ -27,16 +27,16 @@ type layoutEdit struct {
 
 func readLayoutEdit(dir string) (*layoutEdit, error) {
 	e := &layoutEdit{dir: dir}
-	if err := readJSONFile(filepath.Join(dir, ocispec.ImageIndexFile), &e.index); err != nil {
+	if err := ReadJSONFile(filepath.Join(dir, ocispec.ImageIndexFile), &e.index); err != nil {
 		return nil, err
 	}
 	if len(e.index.Manifests) != 1 {
 		return nil, fmt.Errorf("edit layout %s: %d images, want 1", dir, len(e.index.Manifests))
 	}
-	if err := readJSONFile(e.blobPath(e.index.Manifests[0].Digest), &e.manifest); err != nil {
+	if err := ReadJSONFile(e.blobPath(e.index.Manifests[0].Digest), &e.manifest); err != nil {
 		return nil, err
 	}
-	if err := readJSONFile(e.blobPath(e.manifest.Config.Digest), &e.config); err != nil {
+	if err := ReadJSONFile(e.blobPath(e.manifest.Config.Digest), &e.config); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -95,7 +95,8 @@ func (e *layoutEdit) overwrite(d digest.Digest, data []byte) error {
 	return nil
 }
 
-func readJSONFile(path string, v any) error {
+// ReadJSONFile decodes the JSON document at path into v, naming the file when it is not JSON.
+func ReadJSONFile(path string, v any) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
