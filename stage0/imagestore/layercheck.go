@@ -20,6 +20,7 @@ import (
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
+	graphdriver "go.podman.io/storage/drivers"
 )
 
 // checkedSource is the verified image source the copy reads from. It stays open after the copy
@@ -271,31 +272,62 @@ func (s *Store) checkLowerSymlinks(ref types.ImageReference, seen *seenLayers) e
 		chain = append([]*storage.Layer{l}, chain...)
 		id = l.Parent
 	}
-	driver, err := s.GraphDriver()
+	stack, err := s.newLayerStack()
 	if err != nil {
 		return err
 	}
-	var below rootview.View // top-most first, as rootview wants
 	for _, l := range chain {
 		dirs := seen.get(l.CompressedDigest)
 		if dirs == nil {
 			dirs = seen.get(l.UncompressedDigest)
 		}
-		if dirs != nil && len(below) > 0 {
-			if err := dirs.checkAgainst(below); err != nil {
-				return fmt.Errorf("layer %s: %w", l.CompressedDigest, err)
-			}
-		}
-		dir, err := layerDir(driver, l.ID)
-		if err != nil {
+		if err := stack.check(dirs, l.CompressedDigest); err != nil {
 			return err
 		}
-		if driver.String() == "vfs" {
-			// A vfs layer is a whole copy of the root filesystem.
-			below = rootview.View{dir}
-		} else {
-			below = append(rootview.View{dir}, below...)
+		if err := stack.push(l.ID); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// layerStack is the root filesystem of the stored layers pushed so far, as rootview sees it.
+type layerStack struct {
+	driver graphdriver.Driver
+	view   rootview.View // top-most first
+}
+
+func (s *Store) newLayerStack() (*layerStack, error) {
+	driver, err := s.GraphDriver()
+	if err != nil {
+		return nil, err
+	}
+	return &layerStack{driver: driver}, nil
+}
+
+// check refuses a layer, of the directories dirs its entries lie in (nil when they were not
+// read), that would be applied through a symlink of the layers on the stack.
+func (st *layerStack) check(dirs *layerDirs, layer digest.Digest) error {
+	if dirs == nil || len(st.view) == 0 {
+		return nil
+	}
+	if err := dirs.checkAgainst(st.view); err != nil {
+		return fmt.Errorf("layer %s: %w", layer, err)
+	}
+	return nil
+}
+
+// push puts the stored layer id on top of the stack.
+func (st *layerStack) push(id string) error {
+	dir, err := layerDir(st.driver, id)
+	if err != nil {
+		return err
+	}
+	if st.driver.String() == "vfs" {
+		// A vfs layer is a whole copy of the root filesystem.
+		st.view = rootview.View{dir}
+	} else {
+		st.view = append(rootview.View{dir}, st.view...)
 	}
 	return nil
 }
@@ -378,17 +410,14 @@ func (s *Store) explainApplyFailure(ctx context.Context, sys *types.SystemContex
 	if err != nil {
 		return copyErr
 	}
-	driver, err := s.GraphDriver()
+	stack, err := s.newLayerStack()
 	if err != nil {
 		return copyErr
 	}
-	var below rootview.View // top-most first, as rootview wants
 	parent := ""
 	for _, info := range img.LayerInfos() {
-		if dirs := src.seen.get(info.Digest); dirs != nil && len(below) > 0 {
-			if err := dirs.checkAgainst(below); err != nil {
-				return fmt.Errorf("layer %s: %w", info.Digest, err)
-			}
+		if err := stack.check(src.seen.get(info.Digest), info.Digest); err != nil {
+			return err
 		}
 		// The next layer's view: this one, if the store holds it on top of the ones below.
 		stored, err := s.LayersByCompressedDigest(info.Digest)
@@ -402,17 +431,8 @@ func (s *Store) explainApplyFailure(ctx context.Context, sys *types.SystemContex
 				break
 			}
 		}
-		if id == "" {
+		if id == "" || stack.push(id) != nil {
 			return copyErr
-		}
-		dir, err := layerDir(driver, id)
-		if err != nil {
-			return copyErr
-		}
-		if driver.String() == "vfs" {
-			below = rootview.View{dir}
-		} else {
-			below = append(rootview.View{dir}, below...)
 		}
 		parent = id
 	}
