@@ -239,14 +239,14 @@ func enterPod(d datadir.Dir, stage1 string, p *pods.Pod, plan *poddir.EnterPlan,
 // joinPodCgroup moves pid into the cgroup the pod directory names (poddir.CgroupFile), if any:
 // kite makes one only for a pod with --memory, --cpu or --pids-limit.
 func joinPodCgroup(podDir string, pid int) error {
-	dir, err := os.ReadFile(filepath.Join(podDir, poddir.CgroupFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	dir, err := poddir.PodCgroup(podDir)
 	if err != nil {
 		return fmt.Errorf("find the pod's cgroup: %w", err)
 	}
-	if err := podcgroup.Add(strings.TrimSpace(string(dir)), pid); err != nil {
+	if dir == "" {
+		return nil
+	}
+	if err := podcgroup.Add(dir, pid); err != nil {
 		return fmt.Errorf("confine the command to the pod's cgroup and its limits: %w", err)
 	}
 	return nil

@@ -5,11 +5,13 @@ package poddir
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -263,6 +265,15 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// PodCgroup is the cgroup directory that CgroupFile in podDir names; "" when the pod has none.
+func PodCgroup(podDir string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(podDir, CgroupFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	return strings.TrimSpace(string(data)), err
 }
 
 // MaxPreservedFDs is the most descriptors a pod can be given: descriptors are C ints, so the last

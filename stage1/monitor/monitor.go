@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -144,8 +143,8 @@ func run(podDir string, pod *poddir.Pod, oci **ociControl) (int, error) {
 	}
 	// The pod's processes have all ended with its init: its network helper and cgroup can go.
 	helper.stop()
-	if dir, rerr := os.ReadFile(filepath.Join(podDir, poddir.CgroupFile)); rerr == nil {
-		if rerr := podcgroup.Remove(strings.TrimSpace(string(dir))); rerr != nil && err == nil {
+	if dir, _ := poddir.PodCgroup(podDir); dir != "" {
+		if rerr := podcgroup.Remove(dir); rerr != nil && err == nil {
 			fmt.Fprintln(os.Stderr, "kite: warning:", rerr)
 		}
 	}
